@@ -135,10 +135,23 @@ impl BpfBuilder {
         self.check_libbpf_headers()?;
         let mut command = Command::new(&self.clang);
         command
-            .args(["-g", "-O2", "-target", "bpf", "-Wall", "-Wno-unused-function"])
+            .args([
+                "-g",
+                "-O2",
+                "-target",
+                "bpf",
+                "-Wall",
+                "-Wno-unused-function",
+            ])
             .arg(format!("-D__TARGET_ARCH_{}", target_arch()));
         for dir in &self.include_dirs {
             command.arg("-I").arg(dir);
+        }
+        // `-target bpf` does not search the multiarch directory where Debian and Ubuntu
+        // keep <asm/*.h>, which libbpf's usdt.bpf.h and linux/*.h headers include.
+        let multiarch = PathBuf::from(format!("/usr/include/{}-linux-gnu", multiarch_arch()));
+        if multiarch.is_dir() {
+            command.arg("-idirafter").arg(multiarch);
         }
         for define in &self.defines {
             command.arg(format!("-D{define}"));
@@ -146,9 +159,14 @@ impl BpfBuilder {
         command.arg("-c").arg(&self.source).arg("-o").arg(output);
         let result = command.output().map_err(|source| {
             if source.kind() == std::io::ErrorKind::NotFound {
-                BuildError::ClangMissing { clang: self.clang.clone() }
+                BuildError::ClangMissing {
+                    clang: self.clang.clone(),
+                }
             } else {
-                BuildError::Io { command: self.clang.clone(), source }
+                BuildError::Io {
+                    command: self.clang.clone(),
+                    source,
+                }
             }
         })?;
         if result.status.success() {
@@ -163,9 +181,15 @@ impl BpfBuilder {
 
     /// Fails early, with the package to install, when libbpf's headers are nowhere.
     fn check_libbpf_headers(&self) -> Result<(), BuildError> {
-        let system = [PathBuf::from("/usr/include"), PathBuf::from("/usr/local/include")];
+        let system = [
+            PathBuf::from("/usr/include"),
+            PathBuf::from("/usr/local/include"),
+        ];
         let candidates: Vec<&PathBuf> = self.include_dirs.iter().chain(system.iter()).collect();
-        if candidates.iter().any(|dir| dir.join("bpf/bpf_helpers.h").is_file()) {
+        if candidates
+            .iter()
+            .any(|dir| dir.join("bpf/bpf_helpers.h").is_file())
+        {
             return Ok(());
         }
         let searched = candidates
@@ -175,6 +199,11 @@ impl BpfBuilder {
             .join(", ");
         Err(BuildError::LibbpfHeadersMissing { searched })
     }
+}
+
+/// The architecture part of the Debian multiarch triple for the build target.
+fn multiarch_arch() -> String {
+    env::var("CARGO_CFG_TARGET_ARCH").unwrap_or_else(|_| env::consts::ARCH.to_owned())
 }
 
 /// The `__TARGET_ARCH_*` name libbpf's bpf_tracing.h expects for the build target.

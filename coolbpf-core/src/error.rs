@@ -155,12 +155,18 @@ impl Error {
 
     /// Wraps an I/O error with what was being done.
     pub fn io(context: impl Into<String>, source: io::Error) -> Self {
-        Self::Io { context: context.into(), source }
+        Self::Io {
+            context: context.into(),
+            source,
+        }
     }
 
     /// Wraps a libbpf error with what was being done.
     pub fn bpf(context: impl Into<String>, source: libbpf_rs::Error) -> Self {
-        Self::Bpf { context: context.into(), source }
+        Self::Bpf {
+            context: context.into(),
+            source,
+        }
     }
 
     /// The `errno` behind this error, when the kernel reported one.
@@ -195,7 +201,11 @@ mod tests {
     fn codes_are_stable() {
         assert_eq!(ErrorKind::Permission.code(), 1);
         assert_eq!(ErrorKind::Closed.code(), 9);
-        let err = Error::NotFound { what: "probe", name: "x".into(), known: vec!["a".into()] };
+        let err = Error::NotFound {
+            what: "probe",
+            name: "x".into(),
+            known: vec!["a".into()],
+        };
         assert_eq!(err.to_string(), "probe not found: x (known: a)");
         assert_eq!(err.code(), 4);
     }

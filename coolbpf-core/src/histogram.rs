@@ -54,27 +54,43 @@ impl Histogram {
             .iter()
             .enumerate()
             .filter(|&(_, &count)| count > 0)
-            .map(|(index, &count)| Bucket { le: upper_bound(layout, index, index == last), count })
+            .map(|(index, &count)| Bucket {
+                le: upper_bound(layout, index, index == last),
+                count,
+            })
             .collect();
-        Self { unit: unit.into(), count: buckets.iter().map(|b| b.count).sum(), buckets, sum }
+        Self {
+            unit: unit.into(),
+            count: buckets.iter().map(|b| b.count).sum(),
+            buckets,
+            sum,
+        }
     }
 
     /// Decodes a `struct coolbpf_log2_hist` / `coolbpf_linear_hist` value
     /// (`slots` little-endian u64s followed by the u64 sum).
     pub fn from_raw(layout: Layout, raw: &[u8], unit: impl Into<String>) -> Result<Self> {
         let slots = raw_slots(layout, raw)?;
-        let (sum, slots) = slots.split_last().expect("raw_slots returns at least the sum");
+        let (sum, slots) = slots
+            .split_last()
+            .expect("raw_slots returns at least the sum");
         Ok(Self::from_slots(layout, slots, *sum, unit))
     }
 
     /// Adds another histogram of the same layout into this one.
     pub fn merge(&mut self, other: &Histogram) {
         let mut merged: Vec<Bucket> = Vec::with_capacity(self.buckets.len() + other.buckets.len());
-        let (mut left, mut right) = (self.buckets.iter().peekable(), other.buckets.iter().peekable());
+        let (mut left, mut right) = (
+            self.buckets.iter().peekable(),
+            other.buckets.iter().peekable(),
+        );
         loop {
             let next = match (left.peek(), right.peek()) {
                 (Some(a), Some(b)) if a.le == b.le => {
-                    let bucket = Bucket { le: a.le, count: a.count + b.count };
+                    let bucket = Bucket {
+                        le: a.le,
+                        count: a.count + b.count,
+                    };
                     left.next();
                     right.next();
                     bucket
@@ -142,9 +158,9 @@ fn upper_bound(layout: Layout, index: usize, is_last: bool) -> u64 {
         Layout::Log2 if index >= 64 => u64::MAX,
         Layout::Log2 => (1u64 << index) - 1,
         Layout::Linear { .. } if is_last => u64::MAX,
-        Layout::Linear { min, step } => {
-            min.saturating_add(step.saturating_mul(index as u64 + 1)).saturating_sub(1)
-        }
+        Layout::Linear { min, step } => min
+            .saturating_add(step.saturating_mul(index as u64 + 1))
+            .saturating_sub(1),
     }
 }
 

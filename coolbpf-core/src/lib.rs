@@ -50,7 +50,17 @@ pub mod runtime;
 pub mod sink;
 pub mod stream;
 pub mod sys;
+pub mod testing;
 
+pub use attach::{AttachTarget, Attachment, PerfEventConfig, PerfEventScope};
+pub use environment::{Environment, EnvironmentReport};
 pub use error::{Error, ErrorKind, Result};
+pub use features::{Feature, Features};
 pub use histogram::{Bucket, Histogram, Layout};
+pub use map::MapView;
+pub use object::{BpfObject, GlobalValue, ObjectBuilder};
+pub use plugin::{Emitter, Plugin, PluginContext};
 pub use record::{Event, FieldValue, LabelValue, Labels, Metric, MetricValue, Record, StackSample};
+pub use runtime::{PluginId, PluginInfo, PluginStatus, Runtime};
+pub use sink::Sink;
+pub use sys::perf_event::{PerfEventKind, Sampling};

@@ -104,12 +104,22 @@ pub struct Metric {
 impl Metric {
     /// A counter.
     pub fn counter(probe: &str, name: &str, labels: Labels, value: u64) -> Self {
-        Self { probe: probe.into(), name: name.into(), labels, value: MetricValue::Counter(value) }
+        Self {
+            probe: probe.into(),
+            name: name.into(),
+            labels,
+            value: MetricValue::Counter(value),
+        }
     }
 
     /// A gauge.
     pub fn gauge(probe: &str, name: &str, labels: Labels, value: f64) -> Self {
-        Self { probe: probe.into(), name: name.into(), labels, value: MetricValue::Gauge(value) }
+        Self {
+            probe: probe.into(),
+            name: name.into(),
+            labels,
+            value: MetricValue::Gauge(value),
+        }
     }
 
     /// A histogram.
@@ -177,7 +187,11 @@ pub struct Event {
 impl Event {
     /// An event with no fields yet.
     pub fn new(probe: &str, ts_ns: u64) -> Self {
-        Self { probe: probe.into(), ts_ns, fields: Vec::new() }
+        Self {
+            probe: probe.into(),
+            ts_ns,
+            fields: Vec::new(),
+        }
     }
 
     /// Appends a field (builder style).
@@ -292,7 +306,8 @@ impl Serialize for Record {
                 map.serialize_entry("tid", &stack.tid)?;
                 map.serialize_entry("comm", &stack.comm)?;
                 if stack.frames.is_empty() {
-                    let hex = |ips: &[u64]| ips.iter().map(|ip| format!("{ip:#x}")).collect::<Vec<_>>();
+                    let hex =
+                        |ips: &[u64]| ips.iter().map(|ip| format!("{ip:#x}")).collect::<Vec<_>>();
                     map.serialize_entry("kernel_ips", &hex(&stack.kernel_ips))?;
                     map.serialize_entry("user_ips", &hex(&stack.user_ips))?;
                 } else {
@@ -343,7 +358,8 @@ mod tests {
     #[test]
     fn histogram_json_matches_contract() {
         let h = Histogram::from_slots(Layout::Log2, &[0, 12, 40], 83, "us");
-        let json = Record::from(Metric::histogram("runqlat", "runq_latency", labels! {}, h)).to_json();
+        let json =
+            Record::from(Metric::histogram("runqlat", "runq_latency", labels! {}, h)).to_json();
         assert_eq!(
             json,
             r#"{"probe":"runqlat","kind":"histogram","name":"runq_latency","labels":{},"unit":"us","buckets":[{"le":1,"count":12},{"le":3,"count":40}],"count":52,"sum":83}"#
@@ -354,7 +370,10 @@ mod tests {
     fn event_json_flattens_fields() {
         let e = Event::new("execsnoop", 5)
             .with("pid", FieldValue::UInt(7))
-            .with("args", FieldValue::StrList(vec!["/bin/true".into(), "x".into()]));
+            .with(
+                "args",
+                FieldValue::StrList(vec!["/bin/true".into(), "x".into()]),
+            );
         assert_eq!(
             Record::from(e).to_json(),
             r#"{"probe":"execsnoop","kind":"event","ts_ns":5,"pid":7,"args":["/bin/true","x"]}"#

@@ -36,6 +36,10 @@ enum coolbpf_loss_slot {
 	COOLBPF_LOSS_STACK = 2,
 	/* bpf_probe_read*() of a payload failed (the event is sent, truncated). */
 	COOLBPF_LOSS_READ = 3,
+	/* bpf_perf_event_output() failed: the perf buffer was full. The kernel also
+	 * reports these to userspace as lost samples, but only once room frees up, so
+	 * this count is the exact one. */
+	COOLBPF_LOSS_PERF_OUTPUT = 4,
 	COOLBPF_LOSS_SLOTS = 8,
 };
 
@@ -64,6 +68,16 @@ static __always_inline void *coolbpf_ringbuf_reserve(void *ringbuf, __u64 size)
 	if (!event)
 		coolbpf_count_loss(COOLBPF_LOSS_RINGBUF_RESERVE);
 	return event;
+}
+
+/* bpf_perf_event_output() on the current CPU that counts its failures. */
+static __always_inline long coolbpf_perf_output(void *ctx, void *perf_map, void *data, __u64 size)
+{
+	long err = bpf_perf_event_output(ctx, perf_map, BPF_F_CURRENT_CPU, data, size);
+
+	if (err)
+		coolbpf_count_loss(COOLBPF_LOSS_PERF_OUTPUT);
+	return err;
 }
 
 /*

@@ -1,0 +1,85 @@
+//! Keeps libbpf quiet while probing, and keeps what it said for the reasons.
+//!
+//! Probing fails on purpose (kprobes on a kernel without them...), and libbpf reports
+//! every failure on stderr, which would alarm users of `coolbpf features`. While a
+//! [`Quiet`] guard lives, libbpf's messages on the probing thread are captured instead;
+//! messages from other threads still reach the printer that was installed before.
+
+use std::cell::RefCell;
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+use libbpf_rs::{PrintCallback, PrintLevel};
+
+/// Serializes probing sessions: the printer is process-wide.
+static SESSION: Mutex<()> = Mutex::new(());
+/// The printer to forward other threads' messages to, and to restore afterwards.
+static PREVIOUS: Mutex<Option<(PrintLevel, PrintCallback)>> = Mutex::new(None);
+
+thread_local! {
+    /// libbpf's messages on this thread, while it probes.
+    static CAPTURED: RefCell<Option<Vec<(PrintLevel, String)>>> = const { RefCell::new(None) };
+}
+
+/// Captures libbpf's messages on this thread until dropped.
+pub(super) struct Quiet {
+    _session: MutexGuard<'static, ()>,
+}
+
+impl Quiet {
+    /// Installs the capturing printer.
+    pub(super) fn start() -> Self {
+        let session = SESSION.lock().unwrap_or_else(PoisonError::into_inner);
+        let previous = libbpf_rs::get_print();
+        *PREVIOUS.lock().unwrap_or_else(PoisonError::into_inner) = previous;
+        CAPTURED.with(|captured| *captured.borrow_mut() = Some(Vec::new()));
+        libbpf_rs::set_print(Some((PrintLevel::Debug, route)));
+        Self { _session: session }
+    }
+}
+
+impl Drop for Quiet {
+    fn drop(&mut self) {
+        let previous = PREVIOUS
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        libbpf_rs::set_print(previous);
+        CAPTURED.with(|captured| captured.borrow_mut().take());
+    }
+}
+
+/// The last warning libbpf gave on this thread since the previous call, trimmed; often
+/// more precise than the error it returned (which object, which section, which errno).
+pub(super) fn take_last_warning() -> Option<String> {
+    CAPTURED.with(|captured| {
+        let messages = captured.borrow_mut().as_mut().map(std::mem::take)?;
+        for (_, m) in &messages { if m.contains("usdt") { eprint!("DBG {m}"); } }
+        messages
+            .into_iter()
+            .rev()
+            .find(|(level, _)| *level == PrintLevel::Warn)
+            .map(|(_, message)| message.trim().to_owned())
+    })
+}
+
+/// Forgets what libbpf said so far on this thread (before a new probe starts).
+pub(super) fn discard() {
+    take_last_warning();
+}
+
+fn route(level: PrintLevel, message: String) {
+    let unrouted = CAPTURED.with(|captured| match captured.borrow_mut().as_mut() {
+        Some(messages) => { if message.contains("usdt:") { eprint!("DBG {message}"); }
+            messages.push((level, message));
+            None
+        }
+        None => Some(message),
+    });
+    let Some(message) = unrouted else { return };
+    let previous = *PREVIOUS.lock().unwrap_or_else(PoisonError::into_inner);
+    if let Some((max_level, print)) = previous {
+        if level <= max_level {
+            print(level, message);
+        }
+    }
+}

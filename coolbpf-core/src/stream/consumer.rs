@@ -1,0 +1,204 @@
+//! What ring-buffer and perf-buffer streams share: per-payload handling, the consumer
+//! thread's poll loop, and the caller's handle on it.
+
+use std::os::fd::RawFd;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use crossbeam_channel::Receiver;
+
+use super::delivery::{Deliverer, Delivery};
+use super::loss::{KernelLosses, Losses, StreamCounters, LOSS_MAP};
+use crate::error::{Error, Result};
+use crate::map::MapView;
+use crate::sys::poll::{self, Waker};
+use crate::BpfObject;
+
+/// Upper bound on one sleep; the waker normally ends it much sooner.
+const MAX_SLEEP: Duration = Duration::from_millis(500);
+
+/// A payload decoder.
+pub(crate) type DecodeFn<T> = Box<dyn FnMut(&[u8]) -> Result<T> + Send>;
+
+/// Runs on the consumer thread: decodes payloads and delivers them.
+pub(crate) struct PayloadHandler<T> {
+    decode: DecodeFn<T>,
+    deliverer: Deliverer<T>,
+    counters: Arc<StreamCounters>,
+    /// Set when the caller's callback panicked: the stream stops instead of unwinding
+    /// into libbpf's C code.
+    failure: Arc<Mutex<Option<String>>>,
+}
+
+impl<T> PayloadHandler<T> {
+    /// The counters this handler updates.
+    pub(crate) fn counters(&self) -> &Arc<StreamCounters> {
+        &self.counters
+    }
+
+    /// Handles one payload; returns false when the stream must stop.
+    pub(crate) fn handle(&mut self, payload: &[u8]) -> bool {
+        self.counters.received.fetch_add(1, Ordering::Relaxed);
+        let outcome = catch_unwind(AssertUnwindSafe(|| match (self.decode)(payload) {
+            Ok(item) => self.deliverer.deliver(item),
+            Err(_) => {
+                self.counters.decode_errors.fetch_add(1, Ordering::Relaxed);
+            }
+        }));
+        match outcome {
+            Ok(()) => true,
+            Err(panic) => {
+                let message = panic_message(panic.as_ref());
+                *self
+                    .failure
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(message);
+                false
+            }
+        }
+    }
+}
+
+/// The text of a panic payload.
+pub(crate) fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "panic with a non-text payload".to_owned())
+}
+
+/// The caller's handle on a consumer thread (shared by both stream kinds).
+pub(crate) struct StreamHandle<T> {
+    receiver: Option<Receiver<T>>,
+    counters: Arc<StreamCounters>,
+    failure: Arc<Mutex<Option<String>>>,
+    loss_map: Option<MapView>,
+    waker: Arc<Waker>,
+    thread: Option<JoinHandle<Result<()>>>,
+}
+
+/// Everything the consumer thread needs besides its kernel buffer.
+pub(crate) struct ThreadParts<T> {
+    pub(crate) handler: PayloadHandler<T>,
+    pub(crate) waker: Arc<Waker>,
+}
+
+/// The consumer loop both buffer kinds share: sleep until the buffer's epoll fd has data
+/// or the waker fires, consume, and on stop consume once more so that everything the
+/// kernel committed before the stop is accounted for.
+pub(crate) fn consume_until_stopped(
+    epoll_fd: RawFd,
+    waker: &Waker,
+    mut consume: impl FnMut() -> Result<()>,
+) -> Result<()> {
+    loop {
+        let ready = poll::wait(epoll_fd, waker, MAX_SLEEP)
+            .map_err(|e| Error::io("waiting for the event buffer", e))?;
+        if ready.data {
+            consume()?;
+        }
+        if ready.woken {
+            return consume();
+        }
+    }
+}
+
+impl<T: Send + 'static> StreamHandle<T> {
+    /// Sets up counters and delivery, then starts `body` on a named thread. `body` gets
+    /// the handler and the stop flag and must poll until the flag is set, then drain.
+    pub(crate) fn spawn(
+        object: &BpfObject,
+        thread_name: String,
+        decode: DecodeFn<T>,
+        delivery: Delivery<T>,
+        body: impl FnOnce(ThreadParts<T>) -> Result<()> + Send + 'static,
+    ) -> Result<Self> {
+        let counters = Arc::new(StreamCounters::default());
+        let failure = Arc::new(Mutex::new(None));
+        let waker =
+            Arc::new(Waker::new().map_err(|e| Error::io("cannot create the stream's waker", e))?);
+        let (deliverer, receiver) = delivery.into_parts(Arc::clone(&counters));
+        let handler = PayloadHandler {
+            decode,
+            deliverer,
+            counters: Arc::clone(&counters),
+            failure: Arc::clone(&failure),
+        };
+        let loss_map = if object.has_map(LOSS_MAP) {
+            Some(object.map(LOSS_MAP)?)
+        } else {
+            None
+        };
+        let parts = ThreadParts {
+            handler,
+            waker: Arc::clone(&waker),
+        };
+        let thread = std::thread::Builder::new()
+            .name(thread_name)
+            .spawn(move || body(parts))
+            .map_err(|e| Error::io("cannot start the stream's consumer thread", e))?;
+        Ok(Self {
+            receiver,
+            counters,
+            failure,
+            loss_map,
+            waker,
+            thread: Some(thread),
+        })
+    }
+
+    pub(crate) fn receiver(&self) -> Option<&Receiver<T>> {
+        self.receiver.as_ref()
+    }
+
+    pub(crate) fn losses(&self) -> Result<Losses> {
+        let kernel = match &self.loss_map {
+            Some(map) => KernelLosses::read_map(map)?,
+            None => KernelLosses::default(),
+        };
+        Ok(Losses::snapshot(&self.counters, kernel))
+    }
+
+    pub(crate) fn is_running(&self) -> bool {
+        self.thread.as_ref().is_some_and(|t| !t.is_finished())
+    }
+
+    /// Stops the thread after it drains what the kernel holds; idempotent. Reports a
+    /// poll error or a panic of the caller's callback.
+    pub(crate) fn stop(&mut self) -> Result<()> {
+        self.waker.wake();
+        let Some(thread) = self.thread.take() else {
+            return Ok(());
+        };
+        let result = thread.join().map_err(|panic| Error::Plugin {
+            plugin: "stream".into(),
+            reason: panic_message(panic.as_ref()),
+        })?;
+        if let Some(message) = self
+            .failure
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take()
+        {
+            return Err(Error::Plugin {
+                plugin: "stream callback".into(),
+                reason: message,
+            });
+        }
+        result
+    }
+}
+
+impl<T> Drop for StreamHandle<T> {
+    fn drop(&mut self) {
+        self.waker.wake();
+        if let Some(thread) = self.thread.take() {
+            // Errors were the caller's to collect with stop(); dropping just joins.
+            let _ = thread.join();
+        }
+    }
+}

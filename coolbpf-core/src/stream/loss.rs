@@ -1,0 +1,141 @@
+//! Loss accounting: nothing is dropped silently.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use serde::Serialize;
+
+use crate::error::Result;
+use crate::map::MapView;
+use crate::record::Metric;
+use crate::{labels, BpfObject};
+
+/// Name of the per-CPU loss-counter map defined by `coolbpf.bpf.h`.
+pub const LOSS_MAP: &str = "coolbpf_losses";
+
+/// Counters a consumer thread updates as it goes.
+#[derive(Debug, Default)]
+pub(crate) struct StreamCounters {
+    pub(crate) received: AtomicU64,
+    pub(crate) delivered: AtomicU64,
+    pub(crate) channel_overflow: AtomicU64,
+    pub(crate) decode_errors: AtomicU64,
+    pub(crate) perf_lost: AtomicU64,
+}
+
+/// The BPF-side loss counters of one object (`enum coolbpf_loss_slot`), summed over CPUs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct KernelLosses {
+    /// `bpf_ringbuf_reserve()` failures: the ring buffer was full.
+    pub ringbuf_reserve: u64,
+    /// Hash-map inserts that failed because the map was full.
+    pub map_full: u64,
+    /// Stack captures that failed.
+    pub stack: u64,
+    /// Payload reads (`bpf_probe_read*`) that failed.
+    pub read: u64,
+    /// `bpf_perf_event_output()` failures counted by `coolbpf_perf_output()`.
+    pub perf_output: u64,
+}
+
+impl KernelLosses {
+    /// Reads the object's `coolbpf_losses` map; all zero when the object has none.
+    pub fn read(object: &BpfObject) -> Result<Self> {
+        if !object.has_map(LOSS_MAP) {
+            return Ok(Self::default());
+        }
+        Self::read_map(&object.map(LOSS_MAP)?)
+    }
+
+    pub(crate) fn read_map(map: &MapView) -> Result<Self> {
+        let slots = map.array_counters()?;
+        let slot = |i: usize| slots.get(i).copied().unwrap_or(0);
+        Ok(Self {
+            ringbuf_reserve: slot(0),
+            map_full: slot(1),
+            stack: slot(2),
+            read: slot(3),
+            perf_output: slot(4),
+        })
+    }
+
+    /// The sum of all kernel-side losses.
+    pub fn total(&self) -> u64 {
+        self.ringbuf_reserve + self.map_full + self.stack + self.read + self.perf_output
+    }
+
+    /// These counters as `events_lost_total{source=...}` metrics of probe `core`.
+    pub fn to_metrics(&self, probe: &str) -> Vec<Metric> {
+        [
+            ("ringbuf_reserve", self.ringbuf_reserve),
+            ("map_full", self.map_full),
+            ("stack", self.stack),
+            ("read", self.read),
+            ("perf_output", self.perf_output),
+        ]
+        .into_iter()
+        .map(|(source, value)| loss_metric(probe, source, value))
+        .collect()
+    }
+}
+
+/// Everything a stream knows about what it delivered and what it lost.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Losses {
+    /// Events read out of the kernel buffer.
+    pub received: u64,
+    /// Events handed to the caller.
+    pub delivered: u64,
+    /// Kernel-side losses of the object the stream belongs to.
+    pub kernel: KernelLosses,
+    /// Samples the kernel reported lost in the perf buffer (`PERF_RECORD_LOST`). These
+    /// are the same losses as [`KernelLosses::perf_output`], seen later and only in part:
+    /// the kernel writes a lost record only once the buffer has room again.
+    pub perf_lost: u64,
+    /// Events dropped because the delivery channel was full (or closed).
+    pub channel_overflow: u64,
+    /// Payloads that could not be decoded.
+    pub decode_errors: u64,
+}
+
+impl Losses {
+    pub(crate) fn snapshot(counters: &StreamCounters, kernel: KernelLosses) -> Self {
+        Self {
+            received: counters.received.load(Ordering::Relaxed),
+            delivered: counters.delivered.load(Ordering::Relaxed),
+            kernel,
+            perf_lost: counters.perf_lost.load(Ordering::Relaxed),
+            channel_overflow: counters.channel_overflow.load(Ordering::Relaxed),
+            decode_errors: counters.decode_errors.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Every loss, wherever it happened. Perf-buffer losses are seen twice (by the BPF
+    /// side when `coolbpf_perf_output()` is used, and by the kernel's lost records), so
+    /// the larger of the two counts is taken, never their sum.
+    pub fn total(&self) -> u64 {
+        let perf = self.kernel.perf_output.max(self.perf_lost);
+        self.kernel.total() - self.kernel.perf_output + perf + self.channel_overflow + self.decode_errors
+    }
+
+    /// These counters as `events_lost_total{source=...}` metrics of probe `core`.
+    pub fn to_metrics(&self, probe: &str) -> Vec<Metric> {
+        let mut metrics = self.kernel.to_metrics(probe);
+        for (source, value) in [
+            ("perf_buffer", self.perf_lost),
+            ("channel_overflow", self.channel_overflow),
+            ("decode", self.decode_errors),
+        ] {
+            metrics.push(loss_metric(probe, source, value));
+        }
+        metrics
+    }
+}
+
+fn loss_metric(probe: &str, source: &str, value: u64) -> Metric {
+    Metric::counter(
+        "core",
+        "events_lost_total",
+        labels! { "probe" => probe, "source" => source },
+        value,
+    )
+}
