@@ -17,7 +17,8 @@
 //! - `vmlinux.h`: every kernel type, generated from BTF (`scripts/gen-vmlinux.sh`);
 //! - `coolbpf/coolbpf.bpf.h`: the loss counters, the tgid filter, task identity and
 //!   histogram slot helpers that the userspace core understands;
-//! - `bpf/bpf_helpers.h` and friends from libbpf (Debian: `libbpf-dev`).
+//! - `bpf/bpf_helpers.h` and friends from the libbpf coolbpf links (through cargo's
+//!   `DEP_COOLBPF_INCLUDE`), or from the system (Debian: `libbpf-dev`).
 
 use std::env;
 use std::path::{Path, PathBuf};
@@ -82,8 +83,18 @@ pub struct BpfBuilder {
 
 impl BpfBuilder {
     /// A builder for `source`; clang is taken from `$CLANG` or `PATH`.
+    ///
+    /// libbpf's headers are taken from the libbpf being linked when cargo says where they
+    /// are (`DEP_COOLBPF_INCLUDE` in crates depending on coolbpf-core, `DEP_BPF_INCLUDE`
+    /// in crates depending on libbpf-sys), else from the system (`libbpf-dev`).
     pub fn new(source: impl Into<PathBuf>) -> Self {
         let mut include_dirs = vec![include_dir()];
+        for linked in ["DEP_COOLBPF_INCLUDE", "DEP_BPF_INCLUDE"] {
+            if let Some(dir) = env::var_os(linked) {
+                include_dirs.push(PathBuf::from(dir));
+                break;
+            }
+        }
         if let Ok(extra) = env::var("COOLBPF_BPF_INCLUDE") {
             include_dirs.extend(env::split_paths(&extra));
         }

@@ -49,7 +49,10 @@ fn main() -> ExitCode {
     };
     let result = match cli.command {
         Command::Features { json } => commands::features::run(json),
-        Command::List { json } => commands::list::run(json),
+        Command::List { json } => {
+            commands::list::run(json);
+            Ok(())
+        }
         Command::Run(args) => commands::run::run(&args),
     };
     match result {

@@ -12,13 +12,15 @@
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
-/* Slots of feature_hits; src/features/hook.rs reads them by these indexes. */
+/* Slots of feature_hits; src/features/hooks.rs reads them by these indexes. */
 enum feature_slot {
 	/* How many times the loaded program ran. */
 	FEATURE_SLOT_HITS = 0,
 	/* The argument the USDT program read with bpf_usdt_arg(). */
 	FEATURE_SLOT_USDT_ARG = 1,
-	FEATURE_SLOTS = 2,
+	/* What bpf_usdt_arg() returned (0, or a negative errno). */
+	FEATURE_SLOT_USDT_ERROR = 2,
+	FEATURE_SLOTS = 3,
 };
 
 struct {
@@ -93,15 +95,16 @@ int feature_uretprobe(void *ctx)
 	return feature_hit();
 }
 
-/* Records its argument too: proves that libbpf parsed the note's argument spec. */
+/* Also records what bpf_usdt_arg() returned and read: proves that the libbpf which
+ * attached the program and this object's usdt.bpf.h agree on argument specs. */
 SEC("usdt")
 int feature_usdt(struct pt_regs *ctx)
 {
-	__u32 slot = FEATURE_SLOT_USDT_ARG;
+	__u32 value_slot = FEATURE_SLOT_USDT_ARG, error_slot = FEATURE_SLOT_USDT_ERROR;
 	long value = 0;
-	long err = bpf_usdt_arg(ctx, 0, (long *)&value);
-	long dbg = (err << 32) | (bpf_usdt_arg_cnt(ctx) & 0xffff) ;
+	long error = bpf_usdt_arg(ctx, 0, &value);
 
-	bpf_map_update_elem(&feature_hits, &slot, &dbg, BPF_ANY);
+	bpf_map_update_elem(&feature_hits, &value_slot, &value, BPF_ANY);
+	bpf_map_update_elem(&feature_hits, &error_slot, &error, BPF_ANY);
 	return feature_hit();
 }

@@ -245,15 +245,16 @@ fn check_capabilities(
         names if names.is_empty() => "none".to_owned(),
         names => names.join(", "),
     };
-    let mut hint = format!(
+    let sysctl = match unprivileged_bpf_disabled {
+        Some(value @ 1..) => {
+            format!(" (kernel.unprivileged_bpf_disabled={value}: BPF without capabilities is off)")
+        }
+        _ => String::new(),
+    };
+    let hint = format!(
         "loading and attaching tracing programs needs {needed}; this process holds {held}. \
-         Run as root, or grant them to the binary with `setcap {grant}+ep BINARY`"
+         Run as root, or grant them to the binary with `setcap {grant}+ep BINARY`{sysctl}"
     );
-    if let Some(value @ 1..) = unprivileged_bpf_disabled {
-        hint.push_str(&format!(
-            " (kernel.unprivileged_bpf_disabled={value}: BPF without capabilities is off)"
-        ));
-    }
     Err(PrepareError::MissingCapability {
         capability: capability.name(),
         hint,

@@ -96,7 +96,7 @@ impl Histogram {
                     bucket
                 }
                 (Some(a), Some(b)) if a.le < b.le => *left.next().expect("peeked"),
-                (Some(_), Some(_)) | (None, Some(_)) => *right.next().expect("peeked"),
+                (Some(_) | None, Some(_)) => *right.next().expect("peeked"),
                 (Some(_), None) => *left.next().expect("peeked"),
                 (None, None) => break,
             };

@@ -195,7 +195,7 @@ impl ObjectBuilder {
         for mut program in open.progs_mut() {
             let program_name = program.name().to_string_lossy().into_owned();
             let in_alternatives = alternatives.iter().any(|alt| alt.contains(&program_name));
-            let is_chosen = chosen.iter().any(|c| *c == Some(&program_name));
+            let is_chosen = chosen.contains(&Some(&program_name));
             if self.disabled.contains(&program_name) || (in_alternatives && !is_chosen) {
                 program.set_autoload(false);
             }
@@ -402,7 +402,7 @@ impl BpfObject {
     pub fn program_names(&self) -> Vec<String> {
         self.object
             .progs()
-            .filter(|p| p.autoload())
+            .filter(libbpf_rs::ProgramImpl::autoload)
             .map(|p| p.name().to_string_lossy().into_owned())
             .collect()
     }

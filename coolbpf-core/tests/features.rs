@@ -7,6 +7,7 @@
 use std::collections::HashMap;
 use std::io::Read;
 use std::path::Path;
+use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use coolbpf_core::{Environment, Error, Features};
@@ -14,6 +15,13 @@ use libbpf_rs::{MapCore, MapFlags, ObjectBuilder};
 
 /// The object whose programs `Features` probes with.
 static FEATURES_OBJECT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/features.bpf.o"));
+
+/// Serializes the tests of this file: the leak check counts this process's BPF file
+/// descriptors, which a test running beside it would change.
+fn serial() -> MutexGuard<'static, ()> {
+    static SERIAL: Mutex<()> = Mutex::new(());
+    SERIAL.lock().unwrap_or_else(PoisonError::into_inner)
+}
 
 /// The detected features, or `None` (after saying why) when this process may not use BPF.
 /// Panics instead of skipping when `COOLBPF_REQUIRE_BPF=1`.
@@ -54,6 +62,7 @@ fn enabled(config: &HashMap<String, String>, option: &str) -> bool {
 
 #[test]
 fn agrees_with_the_kernel_config() {
+    let _serial = serial();
     let Some(features) = features_or_skip("agrees_with_the_kernel_config") else {
         return;
     };
@@ -97,6 +106,7 @@ fn agrees_with_the_kernel_config() {
 
 #[test]
 fn agrees_with_independent_attach_attempts() {
+    let _serial = serial();
     let Some(features) = features_or_skip("agrees_with_independent_attach_attempts") else {
         return;
     };
@@ -190,6 +200,7 @@ fn tp_btf_fires() -> bool {
 /// a PMU that refuses fentry) must report exactly what they can and cannot do.
 #[test]
 fn kprobe_less_btf_kernel_profile() {
+    let _serial = serial();
     let Some(features) = features_or_skip("kprobe_less_btf_kernel_profile") else {
         return;
     };
@@ -225,6 +236,7 @@ fn kprobe_less_btf_kernel_profile() {
 
 #[test]
 fn report_round_trips_through_json() {
+    let _serial = serial();
     let Some(features) = features_or_skip("report_round_trips_through_json") else {
         return;
     };
@@ -236,6 +248,7 @@ fn report_round_trips_through_json() {
 
 #[test]
 fn prepare_mounts_tracefs() {
+    let _serial = serial();
     if features_or_skip("prepare_mounts_tracefs").is_none() {
         return;
     }
@@ -247,10 +260,15 @@ fn prepare_mounts_tracefs() {
     );
     let report = Environment::prepare().expect("prepared");
     assert!(report.tracefs.available, "{:?}", report.tracefs);
+    println!(
+        "{}",
+        serde_json::to_string_pretty(report).expect("serialize")
+    );
 }
 
 #[test]
 fn detection_is_cached_once_per_process() {
+    let _serial = serial();
     let Some(first) = features_or_skip("detection_is_cached_once_per_process") else {
         return;
     };
@@ -263,4 +281,32 @@ fn detection_is_cached_once_per_process() {
     let fresh = Features::detect_uncached().expect("uncached detection");
     eprintln!("uncached detection took {:?}", start.elapsed());
     assert_eq!(&fresh.kernel_release, &first.kernel_release);
+}
+
+#[test]
+fn detection_leaks_nothing() {
+    let _serial = serial();
+    if features_or_skip("detection_leaks_nothing").is_none() {
+        return;
+    }
+    let before = bpf_file_descriptors();
+    Features::detect_uncached().expect("uncached detection");
+    assert_eq!(
+        bpf_file_descriptors(),
+        before,
+        "BPF or perf fds left open by detection"
+    );
+}
+
+/// This process's open programs, maps, links, BTF objects and perf events, by kind
+/// (`anon_inode:bpf-prog`, `anon_inode:[perf_event]`...), sorted.
+fn bpf_file_descriptors() -> Vec<String> {
+    let mut kinds: Vec<String> = std::fs::read_dir("/proc/self/fd")
+        .expect("/proc/self/fd")
+        .filter_map(|entry| std::fs::read_link(entry.ok()?.path()).ok())
+        .map(|target| target.to_string_lossy().into_owned())
+        .filter(|target| ["bpf", "btf", "perf_event"].iter().any(|kind| target.contains(kind)))
+        .collect();
+    kinds.sort();
+    kinds
 }

@@ -1,11 +1,11 @@
 //! `coolbpf list [--json]`.
 
-use coolbpf_core::{Features, Result};
+use coolbpf_core::Features;
 use coolbpf_probes::{probes, Availability};
 use serde_json::json;
 
 /// Prints the probe registry with each probe's availability on this kernel.
-pub fn run(json: bool) -> Result<()> {
+pub fn run(json: bool) {
     // Availability needs detection, which needs privileges; without them, say so per
     // probe rather than failing the whole listing.
     let features = Features::detect();
@@ -35,7 +35,7 @@ pub fn run(json: bool) -> Result<()> {
             });
             println!("{line}");
         }
-        return Ok(());
+        return;
     }
     println!(
         "{:<12} {:<10} {:<10} DESCRIPTION",
@@ -60,5 +60,4 @@ pub fn run(json: bool) -> Result<()> {
             );
         }
     }
-    Ok(())
 }

@@ -16,6 +16,7 @@ static OBJECT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/features.bpf.o"
 /// Slots of the `feature_hits` map (`enum feature_slot` in features.bpf.c).
 const SLOT_HITS: u32 = 0;
 const SLOT_USDT_ARGUMENT: u32 = 1;
+const SLOT_USDT_ERROR: u32 = 2;
 
 /// How long a hook may take to fire once triggered. Working hooks fire at once (the
 /// sampling ones within a few periods), so only a broken hook waits this long.
@@ -38,10 +39,10 @@ pub(super) fn tracepoint(tracefs_error: Option<&str>) -> Feature {
         |program| {
             program
                 .attach_tracepoint(TracepointCategory::RawSyscalls, "sys_enter")
-                .map_err(attach_failed)
+                .map_err(failed("attach"))
         },
         make_a_syscall,
-        no_check,
+        NO_CHECK,
     );
     match (&feature.reason, tracefs_error) {
         (Some(reason), Some(tracefs)) => Feature::unavailable(format!("{reason}; {tracefs}")),
@@ -56,10 +57,10 @@ pub(super) fn raw_tp() -> Feature {
         |program| {
             program
                 .attach_raw_tracepoint("sys_enter")
-                .map_err(attach_failed)
+                .map_err(failed("attach"))
         },
         make_a_syscall,
-        no_check,
+        NO_CHECK,
     )
 }
 
@@ -67,9 +68,9 @@ pub(super) fn raw_tp() -> Feature {
 pub(super) fn tp_btf() -> Feature {
     run(
         "feature_tp_btf",
-        |program| program.attach().map_err(attach_failed),
+        |program| program.attach().map_err(failed("attach")),
         make_a_syscall,
-        no_check,
+        NO_CHECK,
     )
 }
 
@@ -93,31 +94,32 @@ fn perf_event(kind: PerfEventKind, sampling: Sampling) -> Feature {
                 perf_event::open_sampling(kind, sampling, 0, -1).map_err(|e| e.to_string())?;
             let link = program
                 .attach_perf_event(event.as_raw_fd())
-                .map_err(attach_failed)?;
+                .map_err(failed("attach"))?;
             // libbpf's perf link owns the event from now on and closes it on detach.
             let _owned_by_link = event.into_raw_fd();
             Ok(link)
         },
         spin_a_millisecond,
-        no_check,
+        NO_CHECK,
     )
 }
 
 /// A kprobe (or kretprobe) on `vfs_read`.
 pub(super) fn kprobe(retprobe: bool) -> Feature {
+    let program = if retprobe {
+        "feature_kretprobe"
+    } else {
+        "feature_kprobe"
+    };
     let feature = run(
-        if retprobe {
-            "feature_kretprobe"
-        } else {
-            "feature_kprobe"
-        },
+        program,
         |program| {
             program
                 .attach_kprobe(retprobe, KERNEL_FUNCTION)
-                .map_err(attach_failed)
+                .map_err(failed("attach"))
         },
         read_a_file,
-        no_check,
+        NO_CHECK,
     );
     match &feature.reason {
         Some(reason) if !Path::new(KPROBE_PMU).exists() => Feature::unavailable(format!(
@@ -131,50 +133,69 @@ pub(super) fn kprobe(retprobe: bool) -> Feature {
 pub(super) fn fentry() -> Feature {
     run(
         "feature_fentry",
-        |program| program.attach().map_err(attach_failed),
+        |program| program.attach().map_err(failed("attach")),
         read_a_file,
-        no_check,
+        NO_CHECK,
     )
 }
 
 /// A uprobe (or uretprobe) on a function of this process, which is then called.
 pub(super) fn uprobe(retprobe: bool) -> Feature {
+    let program = if retprobe {
+        "feature_uretprobe"
+    } else {
+        "feature_uprobe"
+    };
     run(
-        if retprobe {
-            "feature_uretprobe"
-        } else {
-            "feature_uprobe"
-        },
+        program,
         |program| {
             let (binary, offset) = uprobe::target_location()?;
             program
                 .attach_uprobe(retprobe, this_process(), binary, offset)
-                .map_err(attach_failed)
+                .map_err(failed("attach"))
         },
         uprobe::call_target,
-        no_check,
+        NO_CHECK,
     )
 }
 
-/// A USDT probe point of this process; its program must also read the argument back.
-pub(super) fn usdt() -> Feature {
-    run(
+/// A USDT probe point of this process: whether the program ran (USDT support), and
+/// whether it read the probe's argument right (USDT arguments).
+pub(super) fn usdt() -> (Feature, Feature) {
+    let mut arguments = None;
+    let fired = run(
         "feature_usdt",
         |program| {
             let binary = usdt::location()?;
             program
                 .attach_usdt(this_process(), binary, usdt::PROVIDER, usdt::NAME)
-                .map_err(attach_failed)
+                .map_err(failed("attach"))
         },
         usdt::fire,
-        |object| match read_slot(object, SLOT_USDT_ARGUMENT)? {
-            usdt::ARGUMENT => Ok(()),
-            read => Err(format!(
-                "the USDT program ran but read argument {read:#x}, not {:#x}",
-                usdt::ARGUMENT
-            )),
+        |object| {
+            arguments = Some(usdt_arguments(object)?);
+            Ok(())
         },
-    )
+    );
+    let arguments = arguments
+        .unwrap_or_else(|| Feature::unavailable("the USDT probe itself does not work (see usdt)"));
+    (fired, arguments)
+}
+
+/// What the USDT program read with `bpf_usdt_arg()`, compared with what was passed.
+fn usdt_arguments(object: &Object) -> Step<Feature> {
+    let read = read_slot(object, SLOT_USDT_ARGUMENT)?;
+    if read == usdt::ARGUMENT {
+        return Ok(Feature::available());
+    }
+    // The slot holds a negative errno as a two's complement u64.
+    let error = read_slot(object, SLOT_USDT_ERROR)? as i64;
+    Ok(Feature::unavailable(format!(
+        "bpf_usdt_arg() returned {error} and read {read:#x} instead of {:#x}: the \
+         usdt.bpf.h the BPF object was compiled with does not match the argument specs of \
+         the libbpf that attached it",
+        usdt::ARGUMENT
+    )))
 }
 
 /// Loads `program` alone, attaches it, triggers its hook until it runs (or
@@ -185,9 +206,16 @@ fn run(
     trigger: impl Fn(),
     check: impl FnOnce(&Object) -> Step<()>,
 ) -> Feature {
-    Feature::from_outcome(probe(program, attach, trigger, check))
+    libbpf_log::discard();
+    Feature::from_outcome(probe(program, attach, trigger, check).map_err(|reason| {
+        match libbpf_log::take_warning_about(program) {
+            Some(warning) => format!("{reason} (libbpf: {warning})"),
+            None => reason,
+        }
+    }))
 }
 
+/// [`run`]'s steps; the first failure is the reason.
 fn probe(
     program: &str,
     attach: impl FnOnce(&ProgramMut<'_>) -> Step<Link>,
@@ -216,10 +244,9 @@ fn probe(
 
 /// Opens the probe object with only `program` to be loaded, and loads it.
 fn load(program: &str) -> Step<Object> {
-    libbpf_log::discard();
     let mut open = ObjectBuilder::default()
         .open_memory(OBJECT)
-        .map_err(|e| failed("opening features.bpf.o", &e))?;
+        .map_err(failed("opening features.bpf.o"))?;
     let mut found = false;
     for mut candidate in open.progs_mut() {
         let wanted = candidate.name() == program;
@@ -229,7 +256,7 @@ fn load(program: &str) -> Step<Object> {
     if !found {
         return Err(format!("features.bpf.o has no program {program}"));
     }
-    open.load().map_err(|e| failed("load", &e))
+    open.load().map_err(failed("load"))
 }
 
 /// Reads one `u64` slot of the `feature_hits` map.
@@ -240,29 +267,20 @@ fn read_slot(object: &Object, slot: u32) -> Step<u64> {
         .ok_or("features.bpf.o has no feature_hits map")?;
     let value = map
         .lookup(&slot.to_ne_bytes(), MapFlags::ANY)
-        .map_err(|e| failed("reading feature_hits", &e))?
+        .map_err(failed("reading feature_hits"))?
         .ok_or_else(|| format!("feature_hits has no slot {slot}"))?;
     let value = <[u8; 8]>::try_from(value.as_slice())
         .map_err(|_| format!("feature_hits values are {} bytes, not 8", value.len()))?;
     Ok(u64::from_ne_bytes(value))
 }
 
-fn attach_failed(error: libbpf_rs::Error) -> String {
-    failed("attach", &error)
+/// Turns a libbpf error into `"<step> failed: <error with its errno>"`.
+fn failed(step: &'static str) -> impl Fn(libbpf_rs::Error) -> String {
+    move |error| format!("{step} failed: {error:#}")
 }
 
-/// `"<step> failed: <error with its errno>"`, plus libbpf's last warning when it says more.
-fn failed(step: &str, error: &libbpf_rs::Error) -> String {
-    let mut reason = format!("{step} failed: {error:#}");
-    if let Some(warning) = libbpf_log::take_last_warning() {
-        reason.push_str(&format!(" (libbpf: {warning})"));
-    }
-    reason
-}
-
-fn no_check(_: &Object) -> Step<()> {
-    Ok(())
-}
+/// For hooks whose program only has to run.
+const NO_CHECK: fn(&Object) -> Step<()> = |_| Ok(());
 
 fn this_process() -> i32 {
     std::process::id() as i32

@@ -48,28 +48,28 @@ impl Drop for Quiet {
     }
 }
 
-/// The last warning libbpf gave on this thread since the previous call, trimmed; often
-/// more precise than the error it returned (which object, which section, which errno).
-pub(super) fn take_last_warning() -> Option<String> {
+/// The first warning libbpf gave on this thread about `program` since the previous call
+/// (libbpf names programs as `prog 'NAME'`): often more precise than the error it
+/// returned, e.g. which step of a kprobe attach failed. Forgets all captured messages.
+pub(super) fn take_warning_about(program: &str) -> Option<String> {
+    let quoted = format!("'{program}'");
     CAPTURED.with(|captured| {
         let messages = captured.borrow_mut().as_mut().map(std::mem::take)?;
-        for (_, m) in &messages { if m.contains("usdt") { eprint!("DBG {m}"); } }
         messages
             .into_iter()
-            .rev()
-            .find(|(level, _)| *level == PrintLevel::Warn)
-            .map(|(_, message)| message.trim().to_owned())
+            .find(|(level, message)| *level == PrintLevel::Warn && message.contains(&quoted))
+            .map(|(_, message)| message.trim().trim_start_matches("libbpf: ").to_owned())
     })
 }
 
 /// Forgets what libbpf said so far on this thread (before a new probe starts).
 pub(super) fn discard() {
-    take_last_warning();
+    CAPTURED.with(|captured| captured.borrow_mut().as_mut().map(Vec::clear));
 }
 
 fn route(level: PrintLevel, message: String) {
     let unrouted = CAPTURED.with(|captured| match captured.borrow_mut().as_mut() {
-        Some(messages) => { if message.contains("usdt:") { eprint!("DBG {message}"); }
+        Some(messages) => {
             messages.push((level, message));
             None
         }

@@ -84,8 +84,11 @@ pub struct Features {
     pub uprobe: Feature,
     /// uretprobes on a function of this process.
     pub uretprobe: Feature,
-    /// USDT probes (a stapsdt note of this process, argument included).
+    /// USDT probes (a stapsdt note of this process, found by libbpf and fired).
     pub usdt: Feature,
+    /// USDT arguments: `bpf_usdt_arg()` reads back what the probe point passed. Needs the
+    /// `usdt.bpf.h` a BPF object is compiled with to match the libbpf that attaches it.
+    pub usdt_args: Feature,
     /// `BPF_MAP_TYPE_RINGBUF` (5.8+): the preferred event transport.
     pub ringbuf: Feature,
     /// `BPF_MAP_TYPE_PERF_EVENT_ARRAY`: the fallback event transport.
@@ -100,8 +103,11 @@ pub struct Features {
     pub batch_map_ops: Feature,
 }
 
+/// Reads one feature out of [`Features`].
+type Field = fn(&Features) -> &Feature;
+
 /// Every feature by name, in the order detection and the table show them.
-const ENTRIES: &[(&str, fn(&Features) -> &Feature)] = &[
+const ENTRIES: &[(&str, Field)] = &[
     ("btf", |f| &f.btf),
     ("tracepoint", |f| &f.tracepoint),
     ("raw_tp", |f| &f.raw_tp),
@@ -114,6 +120,7 @@ const ENTRIES: &[(&str, fn(&Features) -> &Feature)] = &[
     ("uprobe", |f| &f.uprobe),
     ("uretprobe", |f| &f.uretprobe),
     ("usdt", |f| &f.usdt),
+    ("usdt_args", |f| &f.usdt_args),
     ("ringbuf", |f| &f.ringbuf),
     ("perf_event_array", |f| &f.perf_event_array),
     ("stack_trace_map", |f| &f.stack_trace_map),
@@ -143,6 +150,7 @@ impl Features {
         let environment = Environment::prepare()?;
         let _quiet = libbpf_log::Quiet::start();
         let tracefs_missing = environment.tracefs.error.as_deref();
+        let (usdt, usdt_args) = hooks::usdt();
         Ok(Features {
             kernel_release: environment.kernel_release.clone(),
             btf: support::btf(),
@@ -156,7 +164,8 @@ impl Features {
             fentry: hooks::fentry(),
             uprobe: hooks::uprobe(false),
             uretprobe: hooks::uprobe(true),
-            usdt: hooks::usdt(),
+            usdt,
+            usdt_args,
             ringbuf: support::map_type(libbpf_rs::MapType::RingBuf, "BPF_MAP_TYPE_RINGBUF"),
             perf_event_array: support::map_type(
                 libbpf_rs::MapType::PerfEventArray,
@@ -254,6 +263,7 @@ mod tests {
             uprobe: yes(),
             uretprobe: yes(),
             usdt: yes(),
+            usdt_args: yes(),
             ringbuf: yes(),
             perf_event_array: yes(),
             stack_trace_map: yes(),

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Installs the Debian packages coolbpf needs to build, test and demo, when missing.
+# Run as root (or with sudo); without root it only says what is missing.
+set -euo pipefail
+
+packages=(
+  clang            # compiles the BPF C programs (-target bpf)
+  llvm             # llvm-strip/llvm-objdump for BPF objects
+  libelf-dev       # libbpf (vendored by libbpf-sys) links against libelf
+  zlib1g-dev       # ... and zlib
+  pkg-config
+  libbpf-dev       # bpf/bpf_helpers.h and friends for the BPF side
+  linux-libc-dev   # asm/unistd_64.h, asm/errno.h
+  bpftool          # scripts/gen-vmlinux.sh
+  bpftrace         # reference peer in tests
+  gcc
+  make
+)
+
+missing=()
+for package in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
+done
+
+if ((${#missing[@]})); then
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "install-deps: missing Debian packages: ${missing[*]}" >&2
+    echo "install-deps: run as root, or: sudo apt-get install ${missing[*]}" >&2
+    exit 1
+  fi
+  echo "install-deps: installing ${missing[*]}" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+if ! command -v cargo >/dev/null; then
+  echo "install-deps: cargo not found: install a Rust toolchain (rustup or Debian's cargo)" >&2
+  exit 1
+fi
