@@ -19,7 +19,7 @@
 //! `tests/examples.rs` runs this file's [`ExecTracer`] to check that it sees an exec.
 
 use std::error::Error;
-use std::process::Command;
+use std::process::{Command, ExitCode};
 use std::time::{Duration, Instant};
 
 use coolbpf::decode::Reader;
@@ -81,7 +81,7 @@ pub struct ExecTracer {
 impl ExecTracer {
     /// Prepares the host, loads the program and starts tracing every exec.
     pub fn start() -> coolbpf::Result<Self> {
-        // Fails with the missing capability named when not run as root.
+        // Fails with the missing capability named, rather than a bare EPERM from the load.
         Environment::prepare()?;
         let mut object = ObjectBuilder::from_bytes(OBJECT).load()?;
         let stream = RingBufStream::new(
@@ -129,15 +129,25 @@ fn print_exec(exec: &Exec) {
     );
 }
 
-fn main() -> Result<(), Box<dyn Error>> {
+fn main() -> ExitCode {
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("hello_ringbuf: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> Result<(), Box<dyn Error>> {
     let seconds = match std::env::args().nth(1) {
         None => DEFAULT_SECONDS,
         Some(arg) => arg
             .parse()
             .map_err(|_| format!("usage: hello_ringbuf [SECONDS]; {arg:?} is not a number"))?,
     };
-    let mut tracer =
-        ExecTracer::start().map_err(|err| format!("cannot trace execs (run as root?): {err}"))?;
+    // Without root, the error names the missing capability and how to get it.
+    let mut tracer = ExecTracer::start().map_err(|err| format!("cannot trace execs: {err}"))?;
     println!("tracing execs for {seconds} s");
     println!("{:>7} {:>7} {:<16} FILENAME", "PID", "PPID", "COMM");
     for _ in 0..2 {

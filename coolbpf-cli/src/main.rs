@@ -39,6 +39,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    signal::default_sigpipe();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(err) => {

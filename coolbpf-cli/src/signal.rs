@@ -20,6 +20,15 @@ pub fn install() {
     }
 }
 
+/// Restores the default SIGPIPE action (Rust ignores it), so that `coolbpf ... | head`
+/// ends quietly when the reader goes away instead of panicking on a failed print.
+pub fn default_sigpipe() {
+    // SAFETY: resetting a signal to its default action has no preconditions.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
 /// Whether SIGINT or SIGTERM arrived.
 pub fn interrupted() -> bool {
     INTERRUPTED.load(Ordering::SeqCst)

@@ -37,6 +37,12 @@ impl MapView {
         }
     }
 
+    /// A view of a map obtained elsewhere (pinned, created, found by id).
+    pub fn from_handle(handle: MapHandle) -> Self {
+        let name = handle.name().to_string_lossy().into_owned();
+        Self::new(handle, name)
+    }
+
     /// The map's name.
     pub fn name(&self) -> &str {
         &self.name

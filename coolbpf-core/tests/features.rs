@@ -71,10 +71,10 @@ fn agrees_with_the_kernel_config() {
         return;
     };
     let on = |option| enabled(&config, option);
-    // BPF kprobes need both kprobes and the BPF event glue.
+    // BPF kprobes need kprobes, their perf PMU (KPROBE_EVENTS) and the BPF event glue.
     assert_eq!(
         features.kprobe.available,
-        on("CONFIG_KPROBES") && on("CONFIG_BPF_EVENTS"),
+        on("CONFIG_KPROBES") && on("CONFIG_KPROBE_EVENTS") && on("CONFIG_BPF_EVENTS"),
         "kprobe vs CONFIG_KPROBES: {:?}",
         features.kprobe
     );
@@ -305,7 +305,11 @@ fn bpf_file_descriptors() -> Vec<String> {
         .expect("/proc/self/fd")
         .filter_map(|entry| std::fs::read_link(entry.ok()?.path()).ok())
         .map(|target| target.to_string_lossy().into_owned())
-        .filter(|target| ["bpf", "btf", "perf_event"].iter().any(|kind| target.contains(kind)))
+        .filter(|target| {
+            ["bpf", "btf", "perf_event"]
+                .iter()
+                .any(|kind| target.contains(kind))
+        })
         .collect();
     kinds.sort();
     kinds

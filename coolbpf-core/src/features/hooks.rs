@@ -159,11 +159,11 @@ pub(super) fn uprobe(retprobe: bool) -> Feature {
     )
 }
 
-/// A USDT probe point of this process: whether the program ran (USDT support), and
-/// whether it read the probe's argument right (USDT arguments).
-pub(super) fn usdt() -> (Feature, Feature) {
-    let mut arguments = None;
-    let fired = run(
+/// A USDT probe point of this process; the program must also read the probe's argument
+/// back, which proves that libbpf parsed the note and that the `usdt.bpf.h` the object
+/// was compiled with matches the libbpf that attached it.
+pub(super) fn usdt() -> Feature {
+    run(
         "feature_usdt",
         |program| {
             let binary = usdt::location()?;
@@ -172,30 +172,23 @@ pub(super) fn usdt() -> (Feature, Feature) {
                 .map_err(failed("attach"))
         },
         usdt::fire,
-        |object| {
-            arguments = Some(usdt_arguments(object)?);
-            Ok(())
-        },
-    );
-    let arguments = arguments
-        .unwrap_or_else(|| Feature::unavailable("the USDT probe itself does not work (see usdt)"));
-    (fired, arguments)
+        check_usdt_argument,
+    )
 }
 
-/// What the USDT program read with `bpf_usdt_arg()`, compared with what was passed.
-fn usdt_arguments(object: &Object) -> Step<Feature> {
+/// Compares what the USDT program read with `bpf_usdt_arg()` with what was passed.
+fn check_usdt_argument(object: &Object) -> Step<()> {
     let read = read_slot(object, SLOT_USDT_ARGUMENT)?;
     if read == usdt::ARGUMENT {
-        return Ok(Feature::available());
+        return Ok(());
     }
     // The slot holds a negative errno as a two's complement u64.
     let error = read_slot(object, SLOT_USDT_ERROR)? as i64;
-    Ok(Feature::unavailable(format!(
-        "bpf_usdt_arg() returned {error} and read {read:#x} instead of {:#x}: the \
-         usdt.bpf.h the BPF object was compiled with does not match the argument specs of \
-         the libbpf that attached it",
+    Err(format!(
+        "the USDT program ran, but bpf_usdt_arg() returned {error} and read {read:#x} instead \
+         of {:#x}: does the usdt.bpf.h it was compiled with match the libbpf that attached it?",
         usdt::ARGUMENT
-    )))
+    ))
 }
 
 /// Loads `program` alone, attaches it, triggers its hook until it runs (or

@@ -32,7 +32,10 @@ impl Quiet {
         let previous = libbpf_rs::get_print();
         *PREVIOUS.lock().unwrap_or_else(PoisonError::into_inner) = previous;
         CAPTURED.with(|captured| *captured.borrow_mut() = Some(Vec::new()));
-        libbpf_rs::set_print(Some((PrintLevel::Debug, route)));
+        // Warnings are all the reasons need; more only when the previous printer wants more
+        // (libbpf's debug output is hundreds of lines per object).
+        let level = previous.map_or(PrintLevel::Warn, |(level, _)| level.max(PrintLevel::Warn));
+        libbpf_rs::set_print(Some((level, route)));
         Self { _session: session }
     }
 }
@@ -64,7 +67,11 @@ pub(super) fn take_warning_about(program: &str) -> Option<String> {
 
 /// Forgets what libbpf said so far on this thread (before a new probe starts).
 pub(super) fn discard() {
-    CAPTURED.with(|captured| captured.borrow_mut().as_mut().map(Vec::clear));
+    CAPTURED.with(|captured| {
+        if let Some(messages) = captured.borrow_mut().as_mut() {
+            messages.clear();
+        }
+    });
 }
 
 fn route(level: PrintLevel, message: String) {
@@ -81,5 +88,34 @@ fn route(level: PrintLevel, message: String) {
         if level <= max_level {
             print(level, message);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn captured_count() -> Option<usize> {
+        CAPTURED.with(|captured| captured.borrow().as_ref().map(Vec::len))
+    }
+
+    #[test]
+    fn captures_this_threads_messages_and_restores_the_printer() {
+        let before = libbpf_rs::get_print().map(|(level, _)| level);
+        {
+            let _quiet = Quiet::start();
+            // Not an ELF file: libbpf warns while failing to open it, without a program name.
+            let opened = libbpf_rs::ObjectBuilder::default().open_memory(b"not an ELF object");
+            assert!(opened.is_err());
+            assert!(captured_count().is_some_and(|count| count > 0));
+            assert_eq!(take_warning_about("some_program"), None);
+            assert_eq!(
+                captured_count(),
+                Some(0),
+                "taking forgets everything captured"
+            );
+        }
+        assert_eq!(captured_count(), None, "capture ends with the guard");
+        assert_eq!(libbpf_rs::get_print().map(|(level, _)| level), before);
     }
 }

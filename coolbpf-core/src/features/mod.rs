@@ -17,6 +17,8 @@ mod usdt;
 use std::fmt;
 use std::sync::OnceLock;
 
+use libbpf_rs::libbpf_sys::{BPF_FUNC_get_stack, BPF_FUNC_loop};
+use libbpf_rs::{MapType, ProgramType};
 use serde::{Deserialize, Serialize};
 
 use crate::environment::Environment;
@@ -84,11 +86,8 @@ pub struct Features {
     pub uprobe: Feature,
     /// uretprobes on a function of this process.
     pub uretprobe: Feature,
-    /// USDT probes (a stapsdt note of this process, found by libbpf and fired).
+    /// USDT probes: a stapsdt note of this process, fired, its argument read back.
     pub usdt: Feature,
-    /// USDT arguments: `bpf_usdt_arg()` reads back what the probe point passed. Needs the
-    /// `usdt.bpf.h` a BPF object is compiled with to match the libbpf that attaches it.
-    pub usdt_args: Feature,
     /// `BPF_MAP_TYPE_RINGBUF` (5.8+): the preferred event transport.
     pub ringbuf: Feature,
     /// `BPF_MAP_TYPE_PERF_EVENT_ARRAY`: the fallback event transport.
@@ -120,7 +119,6 @@ const ENTRIES: &[(&str, Field)] = &[
     ("uprobe", |f| &f.uprobe),
     ("uretprobe", |f| &f.uretprobe),
     ("usdt", |f| &f.usdt),
-    ("usdt_args", |f| &f.usdt_args),
     ("ringbuf", |f| &f.ringbuf),
     ("perf_event_array", |f| &f.perf_event_array),
     ("stack_trace_map", |f| &f.stack_trace_map),
@@ -150,7 +148,6 @@ impl Features {
         let environment = Environment::prepare()?;
         let _quiet = libbpf_log::Quiet::start();
         let tracefs_missing = environment.tracefs.error.as_deref();
-        let (usdt, usdt_args) = hooks::usdt();
         Ok(Features {
             kernel_release: environment.kernel_release.clone(),
             btf: support::btf(),
@@ -164,27 +161,19 @@ impl Features {
             fentry: hooks::fentry(),
             uprobe: hooks::uprobe(false),
             uretprobe: hooks::uprobe(true),
-            usdt,
-            usdt_args,
-            ringbuf: support::map_type(libbpf_rs::MapType::RingBuf, "BPF_MAP_TYPE_RINGBUF"),
+            usdt: hooks::usdt(),
+            ringbuf: support::map_type(MapType::RingBuf, "BPF_MAP_TYPE_RINGBUF"),
             perf_event_array: support::map_type(
-                libbpf_rs::MapType::PerfEventArray,
+                MapType::PerfEventArray,
                 "BPF_MAP_TYPE_PERF_EVENT_ARRAY",
             ),
-            stack_trace_map: support::map_type(
-                libbpf_rs::MapType::StackTrace,
-                "BPF_MAP_TYPE_STACK_TRACE",
-            ),
+            stack_trace_map: support::map_type(MapType::StackTrace, "BPF_MAP_TYPE_STACK_TRACE"),
             bpf_get_stack: support::helper(
-                libbpf_rs::ProgramType::PerfEvent,
-                libbpf_rs::libbpf_sys::BPF_FUNC_get_stack,
+                ProgramType::PerfEvent,
+                BPF_FUNC_get_stack,
                 "bpf_get_stack",
             ),
-            bpf_loop: support::helper(
-                libbpf_rs::ProgramType::Tracepoint,
-                libbpf_rs::libbpf_sys::BPF_FUNC_loop,
-                "bpf_loop",
-            ),
+            bpf_loop: support::helper(ProgramType::Tracepoint, BPF_FUNC_loop, "bpf_loop"),
             batch_map_ops: support::batch_map_ops(),
         })
     }
@@ -263,7 +252,6 @@ mod tests {
             uprobe: yes(),
             uretprobe: yes(),
             usdt: yes(),
-            usdt_args: yes(),
             ringbuf: yes(),
             perf_event_array: yes(),
             stack_trace_map: yes(),
