@@ -6,9 +6,9 @@
 //! `execsnoop` (every exec on the machine). Each runs on its own worker thread; the
 //! runtime collects both every second and hands the records to a [`JsonLinesSink`]. A
 //! tiny workload started by the example itself (a `/bin/true` now and then) makes sure
-//! there is output: `execsnoop` events for the children and `syscount` counters for the
-//! `clone`/`wait4` calls that start them. At the end, each plugin's final status goes to
-//! stderr, so stdout carries only data.
+//! there is output: `execsnoop` events for the children, and `syscount` counters for the
+//! system calls that start and reap them (`clone3`, `wait4`...) besides the runtime's own.
+//! At the end, each plugin's final status goes to stderr, so stdout carries only data.
 //!
 //! Loading BPF needs root (`CAP_BPF` and `CAP_PERFMON`):
 //!

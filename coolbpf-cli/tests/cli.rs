@@ -7,7 +7,11 @@ use coolbpf_core::testing::bpf_available;
 use serde_json::Value;
 
 fn coolbpf(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_coolbpf")).args(args).stdin(Stdio::null()).output().expect("run coolbpf")
+    Command::new(env!("CARGO_BIN_EXE_coolbpf"))
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run coolbpf")
 }
 
 fn text(bytes: &[u8]) -> String {
@@ -19,7 +23,12 @@ fn unknown_probe_exits_2_and_names_the_known_ones() {
     let out = coolbpf(&["run", "no-such-probe"]);
     assert_eq!(out.status.code(), Some(2));
     let stderr = text(&out.stderr);
-    assert!(stderr.contains("no-such-probe") && stderr.contains("syscount") && stderr.contains("execsnoop"), "{stderr}");
+    assert!(
+        stderr.contains("no-such-probe")
+            && stderr.contains("syscount")
+            && stderr.contains("execsnoop"),
+        "{stderr}"
+    );
     assert!(out.stdout.is_empty(), "stdout carries only data");
 }
 
@@ -28,16 +37,29 @@ fn unknown_option_exits_2_and_names_the_probes_options() {
     let out = coolbpf(&["run", "syscount", "--opt", "entires=5"]);
     assert_eq!(out.status.code(), Some(2));
     let stderr = text(&out.stderr);
-    assert!(stderr.contains("entires") && stderr.contains("entries"), "{stderr}");
+    assert!(
+        stderr.contains("entires") && stderr.contains("entries"),
+        "{stderr}"
+    );
     let out = coolbpf(&["run", "syscount", "--opt", "novalue"]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
 }
 
 #[test]
 fn bad_usage_exits_2() {
-    for args in [&["frobnicate"][..], &["run"], &["run", "syscount", "--duration", "soon"], &["run", "syscount", "--duration", "-1"]] {
+    for args in [
+        &["frobnicate"][..],
+        &["run"],
+        &["run", "syscount", "--duration", "soon"],
+        &["run", "syscount", "--duration", "-1"],
+    ] {
         let out = coolbpf(args);
-        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", text(&out.stderr));
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{args:?}: {}",
+            text(&out.stderr)
+        );
     }
 }
 
@@ -45,7 +67,11 @@ fn bad_usage_exits_2() {
 fn missing_pid_is_a_clear_error() {
     let out = coolbpf(&["run", "syscount", "--pid", "999999999", "--duration", "1"]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(text(&out.stderr).contains("process not found: 999999999"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("process not found: 999999999"),
+        "{}",
+        text(&out.stderr)
+    );
 }
 
 #[test]
@@ -56,14 +82,23 @@ fn without_privileges_the_missing_capability_is_named() {
         return;
     }
     let out = Command::new("setpriv")
-        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all", "--bounding-set=-all"])
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "--inh-caps=-all",
+            "--bounding-set=-all",
+        ])
         .arg(env!("CARGO_BIN_EXE_coolbpf"))
         .args(["run", "syscount", "--duration", "1"])
         .output()
         .expect("run setpriv");
     assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
     let stderr = text(&out.stderr);
-    assert!(stderr.contains("CAP_BPF") || stderr.contains("CAP_SYS_ADMIN"), "{stderr}");
+    assert!(
+        stderr.contains("CAP_BPF") || stderr.contains("CAP_SYS_ADMIN"),
+        "{stderr}"
+    );
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
 
@@ -80,17 +115,30 @@ fn run_json_lines_follow_the_contract() {
     let out = coolbpf(&["run", "syscount", "--duration", "1", "--json"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let stdout = text(&out.stdout);
-    let records: Vec<Value> =
-        stdout.lines().map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"))).collect();
-    let counters: Vec<&Value> = records.iter().filter(|r| r["name"] == "syscalls_total").collect();
-    assert!(!counters.is_empty(), "a system-wide second has syscalls: {stdout}");
+    let records: Vec<Value> = stdout
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}")))
+        .collect();
+    let counters: Vec<&Value> = records
+        .iter()
+        .filter(|r| r["name"] == "syscalls_total")
+        .collect();
+    assert!(
+        !counters.is_empty(),
+        "a system-wide second has syscalls: {stdout}"
+    );
     for record in &counters {
         assert_eq!(record["probe"], "syscount");
         assert_eq!(record["kind"], "counter");
         assert!(record["labels"]["pid"].is_u64() && record["labels"]["comm"].is_string());
-        assert!(record["labels"]["syscall"].is_string() && record["value"].as_u64().unwrap_or(0) > 0);
+        assert!(
+            record["labels"]["syscall"].is_string() && record["value"].as_u64().unwrap_or(0) > 0
+        );
     }
-    let lost = records.iter().filter(|r| r["probe"] == "core" && r["name"] == "events_lost_total").count();
+    let lost = records
+        .iter()
+        .filter(|r| r["probe"] == "core" && r["name"] == "events_lost_total")
+        .count();
     assert!(lost > 0, "loss counters are reported");
 }
 
@@ -105,10 +153,16 @@ fn features_and_list_json_parse() {
     assert!(features.is_object());
     let out = coolbpf(&["list", "--json"]);
     assert!(out.status.success());
-    let probes: Vec<Value> = text(&out.stdout).lines().map(|l| serde_json::from_str(l).expect("json line")).collect();
+    let probes: Vec<Value> = text(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json line"))
+        .collect();
     let names: Vec<&str> = probes.iter().filter_map(|p| p["name"].as_str()).collect();
     assert_eq!(names, ["syscount", "execsnoop"]);
-    assert!(probes.iter().all(|p| p["available"] == true), "both probes run on this kernel: {probes:?}");
+    assert!(
+        probes.iter().all(|p| p["available"] == true),
+        "both probes run on this kernel: {probes:?}"
+    );
 }
 
 #[test]
@@ -122,5 +176,9 @@ fn a_closed_pipe_ends_quietly() {
         .expect("spawn");
     drop(child.stdout.take());
     let out = child.wait_with_output().expect("wait");
-    assert!(!text(&out.stderr).contains("panicked"), "{}", text(&out.stderr));
+    assert!(
+        !text(&out.stderr).contains("panicked"),
+        "{}",
+        text(&out.stderr)
+    );
 }

@@ -143,7 +143,11 @@ impl ObjectBuilder {
     /// Opens, configures and loads the object into the kernel.
     pub fn load(self) -> Result<BpfObject> {
         let bytes = self.read_source()?;
-        let sections = if self.alternatives.is_empty() { Vec::new() } else { program_sections(&bytes)? };
+        let sections = if self.alternatives.is_empty() {
+            Vec::new()
+        } else {
+            program_sections(&bytes)?
+        };
         let mut remaining: Vec<Vec<String>> = self
             .alternatives
             .iter()
@@ -258,7 +262,9 @@ impl ObjectBuilder {
 /// first, keeping the caller's preference among equals; unavailable kinds stay as a last
 /// resort. Without feature detection (no privileges yet) the caller's order is kept.
 fn prefer_supported(programs: &[String], sections: &[(String, String)]) -> Vec<String> {
-    let Ok(features) = crate::Features::detect() else { return programs.to_vec() };
+    let Ok(features) = crate::Features::detect() else {
+        return programs.to_vec();
+    };
     let supported = |program: &String| {
         sections
             .iter()
@@ -296,7 +302,12 @@ fn program_sections(bytes: &[u8]) -> Result<Vec<(String, String)>> {
         .map_err(|e| Error::bpf("cannot parse BPF object", e))?;
     Ok(open
         .progs()
-        .map(|p| (p.name().to_string_lossy().into_owned(), p.section().to_string_lossy().into_owned()))
+        .map(|p| {
+            (
+                p.name().to_string_lossy().into_owned(),
+                p.section().to_string_lossy().into_owned(),
+            )
+        })
         .collect())
 }
 

@@ -16,7 +16,10 @@ pub fn bpf_available(test: &str) -> bool {
         Ok(_) => true,
         Err(err) => {
             let required = std::env::var(REQUIRE_BPF_ENV).is_ok_and(|v| v == "1");
-            assert!(!required, "{test}: BPF is required ({REQUIRE_BPF_ENV}=1) but unavailable: {err}");
+            assert!(
+                !required,
+                "{test}: BPF is required ({REQUIRE_BPF_ENV}=1) but unavailable: {err}"
+            );
             eprintln!("skipping {test}: BPF unavailable: {err}");
             false
         }

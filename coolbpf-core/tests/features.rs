@@ -10,7 +10,8 @@ use std::path::Path;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use coolbpf_core::{Environment, Error, Features};
+use coolbpf_core::testing::bpf_available;
+use coolbpf_core::{Environment, Features};
 use libbpf_rs::{MapCore, MapFlags, ObjectBuilder};
 
 /// The object whose programs `Features` probes with.
@@ -23,21 +24,10 @@ fn serial() -> MutexGuard<'static, ()> {
     SERIAL.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// The detected features, or `None` (after saying why) when this process may not use BPF.
-/// Panics instead of skipping when `COOLBPF_REQUIRE_BPF=1`.
+/// The detected features, or `None` (after saying why) when this process may not use BPF;
+/// with `COOLBPF_REQUIRE_BPF=1` that is a failure instead.
 fn features_or_skip(test: &str) -> Option<&'static Features> {
-    match Environment::prepare() {
-        Ok(_) => Some(Features::detect().expect("detection after a successful prepare")),
-        Err(error @ Error::MissingCapability { .. }) => {
-            assert!(
-                std::env::var_os("COOLBPF_REQUIRE_BPF").is_none_or(|value| value != "1"),
-                "{test}: COOLBPF_REQUIRE_BPF=1 but BPF is unusable: {error}"
-            );
-            eprintln!("skipping {test}: {error}");
-            None
-        }
-        Err(error) => panic!("{test}: preparing the environment failed: {error}"),
-    }
+    bpf_available(test).then(|| Features::detect().expect("detection after a successful prepare"))
 }
 
 /// The kernel's build config from `/proc/config.gz` (`CONFIG_X` -> value; options that

@@ -28,11 +28,18 @@ fn fd_kinds() -> Vec<String> {
 }
 
 fn bpf_fds(kinds: &[String]) -> usize {
-    kinds.iter().filter(|k| k.contains("bpf") || k.contains("perf_event")).count()
+    kinds
+        .iter()
+        .filter(|k| k.contains("bpf") || k.contains("perf_event"))
+        .count()
 }
 
 fn live_ids() -> (usize, usize, usize) {
-    (ids(BpfObjectKind::Program).len(), ids(BpfObjectKind::Link).len(), ids(BpfObjectKind::Map).len())
+    (
+        ids(BpfObjectKind::Program).len(),
+        ids(BpfObjectKind::Link).len(),
+        ids(BpfObjectKind::Map).len(),
+    )
 }
 
 #[test]
@@ -49,7 +56,9 @@ fn thousand_cycles_leak_nothing() {
             .disable_program("flood_perf")
             .load()
             .unwrap_or_else(|e| panic!("cycle {i}: load: {e}"));
-        object.attach_auto("flood_ringbuf").unwrap_or_else(|e| panic!("cycle {i}: attach: {e}"));
+        object
+            .attach_auto("flood_ringbuf")
+            .unwrap_or_else(|e| panic!("cycle {i}: attach: {e}"));
         let stream = RingBufStream::raw(&object, "events", Delivery::channel(8))
             .unwrap_or_else(|e| panic!("cycle {i}: stream: {e}"));
         // SAFETY: getppid has no preconditions.
@@ -65,7 +74,11 @@ fn thousand_cycles_leak_nothing() {
         cycle(i);
     }
     eprintln!("1000 cycles in {:?}", started.elapsed());
-    assert_eq!(fd_kinds(), fds_before, "fds of this process after 1000 cycles");
+    assert_eq!(
+        fd_kinds(),
+        fds_before,
+        "fds of this process after 1000 cycles"
+    );
     assert_eq!(bpf_fds(&fds_before), 0, "no BPF fd is open between cycles");
     // The kernel frees programs, links and maps after an RCU grace period: give it a
     // moment, then every id this test created must be gone. Other processes may load

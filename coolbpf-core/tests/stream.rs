@@ -32,14 +32,23 @@ fn getppid_times(n: u64) {
 
 fn assert_accounted(what: &str, produced: u64, delivered: u64, losses: &Losses) {
     eprintln!("{what}: produced {produced}, delivered {delivered}, losses {losses:?}");
-    assert_eq!(losses.delivered, delivered, "{what}: the stream's delivered count is what the test read");
-    assert_eq!(losses.decode_errors, 0, "{what}: raw payloads never fail to decode");
+    assert_eq!(
+        losses.delivered, delivered,
+        "{what}: the stream's delivered count is what the test read"
+    );
+    assert_eq!(
+        losses.decode_errors, 0,
+        "{what}: raw payloads never fail to decode"
+    );
     assert_eq!(
         delivered + losses.total(),
         produced,
         "{what}: delivered + lost must equal what the BPF side produced"
     );
-    assert!(losses.total() > 0, "{what}: the flood was meant to overflow and did not");
+    assert!(
+        losses.total() > 0,
+        "{what}: the flood was meant to overflow and did not"
+    );
 }
 
 #[test]
@@ -58,10 +67,19 @@ fn ring_buffer_flood_is_delivered_or_counted_exactly() {
     let receiver = stream.receiver().expect("channel delivery");
     let delivered = receiver.try_iter().count() as u64;
     let produced = object.global_u64("produced").expect("read produced");
-    assert_eq!(produced, CALLS, "the program saw exactly the getppid calls this test made");
+    assert_eq!(
+        produced, CALLS,
+        "the program saw exactly the getppid calls this test made"
+    );
     let losses = stream.losses().expect("losses");
-    assert!(losses.kernel.ringbuf_reserve > 0, "tiny ring buffer must have refused reservations");
-    assert_eq!(losses.received, delivered, "nothing was lost between ring and channel");
+    assert!(
+        losses.kernel.ringbuf_reserve > 0,
+        "tiny ring buffer must have refused reservations"
+    );
+    assert_eq!(
+        losses.received, delivered,
+        "nothing was lost between ring and channel"
+    );
     assert_accounted("ringbuf", produced, delivered, &losses);
 }
 
@@ -73,7 +91,8 @@ fn perf_buffer_flood_into_tiny_channel_counts_overflow_exactly() {
     const CALLS: u64 = 50_000;
     let mut object = flood("flood_perf", "flood_ringbuf");
     // Nobody reads the 16-slot channel during the flood, so it overflows.
-    let mut stream = PerfBufStream::raw(&object, "perf_events", Delivery::channel(16)).expect("stream");
+    let mut stream =
+        PerfBufStream::raw(&object, "perf_events", Delivery::channel(16)).expect("stream");
     getppid_times(CALLS);
     object.detach_all();
     stream.stop().expect("stop drains cleanly");
@@ -97,7 +116,9 @@ fn callback_delivery_sees_every_event_of_a_slow_trickle() {
         &object,
         "events",
         |payload: &[u8]| {
-            let seq: [u8; 8] = payload[..8].try_into().map_err(|_| coolbpf_core::Error::Decode("short".into()))?;
+            let seq: [u8; 8] = payload[..8]
+                .try_into()
+                .map_err(|_| coolbpf_core::Error::Decode("short".into()))?;
             Ok(u64::from_ne_bytes(seq))
         },
         Delivery::callback(move |seq: u64| tx.send(seq).expect("test receiver alive")),
@@ -106,7 +127,9 @@ fn callback_delivery_sees_every_event_of_a_slow_trickle() {
     // Ten calls, each waited for: nothing can overflow, so every sequence number arrives.
     for expected in 0..10u64 {
         getppid_times(1);
-        let seq = rx.recv_timeout(Duration::from_secs(5)).expect("event within 5 s");
+        let seq = rx
+            .recv_timeout(Duration::from_secs(5))
+            .expect("event within 5 s");
         assert_eq!(seq, expected, "events arrive in order, one per syscall");
     }
     object.detach_all();
@@ -132,7 +155,10 @@ fn a_panicking_callback_stops_the_stream_and_is_reported() {
     while stream.is_running() && std::time::Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(10));
     }
-    assert!(!stream.is_running(), "the consumer thread ends after the panic");
+    assert!(
+        !stream.is_running(),
+        "the consumer thread ends after the panic"
+    );
     let err = stream.stop().expect_err("the panic is reported");
     assert!(err.to_string().contains("callback bug"), "{err}");
 }
@@ -143,10 +169,17 @@ fn wrong_map_kind_is_a_clear_error() {
         return;
     }
     let object = flood("flood_ringbuf", "flood_perf");
-    let err = PerfBufStream::raw(&object, "events", Delivery::channel(1)).err().expect("error");
+    let err = PerfBufStream::raw(&object, "events", Delivery::channel(1))
+        .err()
+        .expect("error");
     assert!(err.to_string().contains("not a perf event array"), "{err}");
-    let err = RingBufStream::raw(&object, "no_such_map", Delivery::channel(1)).err().expect("error");
-    assert!(err.to_string().contains("no_such_map") && err.to_string().contains("events"), "{err}");
+    let err = RingBufStream::raw(&object, "no_such_map", Delivery::channel(1))
+        .err()
+        .expect("error");
+    assert!(
+        err.to_string().contains("no_such_map") && err.to_string().contains("events"),
+        "{err}"
+    );
 }
 
 /// This thread's id.

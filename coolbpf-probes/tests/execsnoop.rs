@@ -14,12 +14,20 @@ fn reports_each_exec_with_filename_and_args() {
         return;
     }
     const EXECS: usize = 20;
-    let nonce = SystemTime::now().duration_since(UNIX_EPOCH).expect("clock").as_nanos();
-    let mut execsnoop = Execsnoop::start(&ExecsnoopConfig::default(), Delivery::channel(1 << 16)).expect("start");
+    let nonce = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("clock")
+        .as_nanos();
+    let mut execsnoop =
+        Execsnoop::start(&ExecsnoopConfig::default(), Delivery::channel(1 << 16)).expect("start");
     let mut children = Vec::new();
     for i in 0..EXECS {
         let marker = format!("coolbpf-exec-{nonce}-{i}");
-        let mut child = Command::new("/bin/true").arg(&marker).arg("second arg").spawn().expect("spawn /bin/true");
+        let mut child = Command::new("/bin/true")
+            .arg(&marker)
+            .arg("second arg")
+            .spawn()
+            .expect("spawn /bin/true");
         let pid = child.id();
         assert!(child.wait().expect("wait").success());
         children.push((pid, marker));
@@ -29,13 +37,27 @@ fn reports_each_exec_with_filename_and_args() {
     let losses = execsnoop.losses().expect("losses");
     assert_eq!(losses.total(), 0, "{losses:?}");
     for (pid, marker) in &children {
-        let matching: Vec<&ExecEvent> = events.iter().filter(|e| e.args.get(1) == Some(marker)).collect();
+        let matching: Vec<&ExecEvent> = events
+            .iter()
+            .filter(|e| e.args.get(1) == Some(marker))
+            .collect();
         assert_eq!(matching.len(), 1, "exactly one event for {marker}");
         let event = matching[0];
         assert_eq!(event.filename, "/bin/true");
-        assert_eq!(event.args, vec!["/bin/true".to_owned(), marker.clone(), "second arg".to_owned()]);
+        assert_eq!(
+            event.args,
+            vec![
+                "/bin/true".to_owned(),
+                marker.clone(),
+                "second arg".to_owned()
+            ]
+        );
         assert_eq!(event.pid, *pid, "pid as std::process reported it");
-        assert_eq!(event.ppid, std::process::id(), "parent is this test process");
+        assert_eq!(
+            event.ppid,
+            std::process::id(),
+            "parent is this test process"
+        );
         assert_eq!(event.comm, "true");
         assert!(!event.args_truncated);
     }
@@ -46,7 +68,8 @@ fn long_argument_lists_are_truncated_and_flagged() {
     if !bpf_available("long_argument_lists_are_truncated_and_flagged") {
         return;
     }
-    let mut execsnoop = Execsnoop::start(&ExecsnoopConfig::default(), Delivery::channel(1 << 16)).expect("start");
+    let mut execsnoop =
+        Execsnoop::start(&ExecsnoopConfig::default(), Delivery::channel(1 << 16)).expect("start");
     let long = "x".repeat(5000);
     let mut child = Command::new("/bin/true").arg(&long).spawn().expect("spawn");
     let pid = child.id();

@@ -52,7 +52,10 @@ impl Child {
             libc::close(self.go);
             assert_eq!(libc::waitpid(self.pid, &raw mut status, 0), self.pid);
         }
-        assert!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0, "child status {status}");
+        assert!(
+            libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+            "child status {status}"
+        );
     }
 }
 
@@ -64,15 +67,25 @@ fn counts_exactly_the_getppid_calls_of_a_watched_child() {
     const CALLS: u64 = 1000;
     let child = Child::spawn(CALLS);
     let pid = child.pid as u32;
-    let syscount = Syscount::start(&SyscountConfig { pid: Some(pid), ..Default::default() }).expect("start");
+    let syscount = Syscount::start(&SyscountConfig {
+        pid: Some(pid),
+        ..Default::default()
+    })
+    .expect("start");
     child.run_to_exit();
     let counts = syscount.counts().expect("counts");
     eprintln!("program {}: {counts:?}", syscount.program());
     let getppid: Vec<_> = counts.iter().filter(|c| c.name == "getppid").collect();
     assert_eq!(getppid.len(), 1, "one (pid, getppid) entry");
     assert_eq!(getppid[0].count, CALLS, "exactly the calls the child made");
-    assert!(counts.iter().all(|c| c.pid == pid), "the pid filter keeps other processes out");
-    let exit_group = counts.iter().find(|c| c.name == "exit_group").map(|c| c.count);
+    assert!(
+        counts.iter().all(|c| c.pid == pid),
+        "the pid filter keeps other processes out"
+    );
+    let exit_group = counts
+        .iter()
+        .find(|c| c.name == "exit_group")
+        .map(|c| c.count);
     assert_eq!(exit_group, Some(1), "the child exited once");
     assert_eq!(syscount.losses().expect("losses").total(), 0);
 }
@@ -85,9 +98,16 @@ fn plugin_emits_syscalls_total_records_through_the_runtime() {
     const CALLS: u64 = 250;
     let child = Child::spawn(CALLS);
     let options = ProbeOptions::new().with_pid(child.pid as u32);
-    let plugin = coolbpf_probes::find("syscount").expect("registered").create(&options).expect("plugin");
+    let plugin = coolbpf_probes::find("syscount")
+        .expect("registered")
+        .create(&options)
+        .expect("plugin");
     let sink = MemorySink::new();
-    let mut runtime = Runtime::builder().interval(Duration::from_secs(60)).sink(Box::new(sink.clone())).build().expect("runtime");
+    let mut runtime = Runtime::builder()
+        .interval(Duration::from_secs(60))
+        .sink(Box::new(sink.clone()))
+        .build()
+        .expect("runtime");
     let id = runtime.add(plugin).expect("add");
     runtime.start_plugin(id).expect("start");
     child.run_to_exit();
@@ -95,7 +115,8 @@ fn plugin_emits_syscalls_total_records_through_the_runtime() {
     let records = sink.records();
     let getppid = records.iter().find_map(|record| match record {
         Record::Metric(m)
-            if m.name == "syscalls_total" && m.label("syscall") == Some(&LabelValue::from("getppid")) =>
+            if m.name == "syscalls_total"
+                && m.label("syscall") == Some(&LabelValue::from("getppid")) =>
         {
             Some((m.value.clone(), m.label("pid").cloned(), m.to_owned()))
         }
@@ -105,7 +126,12 @@ fn plugin_emits_syscalls_total_records_through_the_runtime() {
     assert_eq!(value, MetricValue::Counter(CALLS));
     assert_eq!(pid, Some(LabelValue::from(child_pid_label(&metric))));
     let json = Record::Metric(metric).to_json();
-    assert!(json.starts_with(r#"{"probe":"syscount","kind":"counter","name":"syscalls_total","labels":{"#), "{json}");
+    assert!(
+        json.starts_with(
+            r#"{"probe":"syscount","kind":"counter","name":"syscalls_total","labels":{"#
+        ),
+        "{json}"
+    );
 }
 
 /// The pid label as the probe wrote it (an integer label).

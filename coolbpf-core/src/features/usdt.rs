@@ -71,7 +71,7 @@ pub(super) fn fire() {
     stapsdt_probe!("coolbpf", "feature_probe", std::hint::black_box(ARGUMENT));
 }
 
-/// The file holding the probe point, and whether this architecture emits it.
+/// The file holding the probe point; an error on architectures without an emitter.
 pub(super) fn location() -> Result<PathBuf, String> {
     if cfg!(not(any(target_arch = "x86_64", target_arch = "aarch64"))) {
         return Err(format!("no USDT emitter for {}", std::env::consts::ARCH));

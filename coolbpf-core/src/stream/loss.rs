@@ -114,7 +114,10 @@ impl Losses {
     /// the larger of the two counts is taken, never their sum.
     pub fn total(&self) -> u64 {
         let perf = self.kernel.perf_output.max(self.perf_lost);
-        self.kernel.total() - self.kernel.perf_output + perf + self.channel_overflow + self.decode_errors
+        self.kernel.total() - self.kernel.perf_output
+            + perf
+            + self.channel_overflow
+            + self.decode_errors
     }
 
     /// These counters as `events_lost_total{source=...}` metrics of probe `core`.
