@@ -13,6 +13,7 @@ packages=(
   linux-libc-dev   # asm/unistd_64.h, asm/errno.h
   bpftool          # scripts/gen-vmlinux.sh
   bpftrace         # reference peer in tests
+  linux-perf       # reference peer in tests and benchmarks (perf record, perf stat)
   gcc
   make
 )

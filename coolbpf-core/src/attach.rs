@@ -222,7 +222,8 @@ const LIBRARY_DIRS: &[&str] = &[
 ];
 
 /// Resolves a bare library name to a path: `libc.so.6` as is, `libc` or `c` to the first
-/// `libc.so*` found. Paths with a `/` are used as given.
+/// `libc.so*` found. Paths with a `/` are used as given. Only ELF files qualify: `libc.so`
+/// itself is often a GNU ld linker script (text), which cannot be probed.
 fn resolve_library(binary: &Path) -> Result<PathBuf> {
     let text = binary.to_string_lossy();
     if text.contains('/') {
@@ -233,9 +234,10 @@ fn resolve_library(binary: &Path) -> Result<PathBuf> {
     } else {
         format!("lib{text}")
     };
+    let prefix = format!("{stem}.so");
     for dir in LIBRARY_DIRS {
         let exact = Path::new(dir).join(text.as_ref());
-        if exact.is_file() {
+        if is_elf(&exact) {
             return Ok(exact);
         }
         let Ok(entries) = std::fs::read_dir(dir) else {
@@ -246,8 +248,9 @@ fn resolve_library(binary: &Path) -> Result<PathBuf> {
             .filter(|p| {
                 p.file_name()
                     .and_then(|n| n.to_str())
-                    .is_some_and(|n| n.starts_with(&format!("{stem}.so")))
+                    .is_some_and(|n| n.starts_with(&prefix))
             })
+            .filter(|p| is_elf(p))
             .collect();
         matches.sort();
         if let Some(first) = matches.into_iter().next() {
@@ -259,6 +262,16 @@ fn resolve_library(binary: &Path) -> Result<PathBuf> {
         name: text.into_owned(),
         known: Vec::new(),
     })
+}
+
+/// Whether `path` is a regular file starting with the ELF magic.
+fn is_elf(path: &Path) -> bool {
+    use std::io::Read;
+    let mut magic = [0u8; 4];
+    std::fs::File::open(path)
+        .and_then(|mut f| f.read_exact(&mut magic))
+        .is_ok()
+        && magic == *b"\x7fELF"
 }
 
 impl fmt::Display for AttachTarget {
