@@ -1,14 +1,17 @@
-//! 1000 load/attach/stream/drop cycles leave no BPF program, link, map or fd behind.
+//! 1000 load/attach/stream/drop cycles, and 100 cycles of operations that fail half-way,
+//! leave no BPF program, link, map or fd behind.
 //!
 //! This file holds one test so that nothing else in the process loads programs while it
 //! counts.
 
 use std::time::{Duration, Instant};
 
-use coolbpf_core::stream::{Delivery, RingBufStream};
+use coolbpf_core::stream::{Delivery, PerfBufStream, RingBufStream};
 use coolbpf_core::sys::bpf_ids::{ids, BpfObjectKind};
 use coolbpf_core::testing::bpf_available;
-use coolbpf_core::ObjectBuilder;
+use coolbpf_core::{
+    AttachTarget, ObjectBuilder, PerfEventConfig, PerfEventKind, PerfEventScope, Sampling,
+};
 
 static FLOOD: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/flood.bpf.o"));
 
@@ -66,12 +69,45 @@ fn thousand_cycles_leak_nothing() {
         drop(stream);
         drop(object);
     };
+    // Error paths, each of which has opened something by the time it fails.
+    let failing_cycle = |i: u32| {
+        let mut object = ObjectBuilder::from_bytes(FLOOD)
+            .global("target_tid", &current_tid())
+            .global("target_syscall", &(libc::SYS_getppid as u32))
+            .disable_program("flood_perf")
+            .load()
+            .unwrap_or_else(|e| panic!("cycle {i}: load: {e}"));
+        assert!(object
+            .attach(
+                "flood_ringbuf",
+                &AttachTarget::tracepoint("sched", "no_such_event")
+            )
+            .is_err());
+        let hardware = PerfEventConfig {
+            kind: PerfEventKind::Cycles,
+            sampling: Sampling::Frequency(99),
+            scope: PerfEventScope::AllCpus,
+        };
+        let _ = object.attach("flood_ringbuf", &AttachTarget::PerfEvent(hardware));
+        assert!(PerfBufStream::raw(&object, "events", Delivery::channel(1)).is_err());
+        assert!(ObjectBuilder::from_bytes(FLOOD)
+            .global("target_tid", &0u64)
+            .load()
+            .is_err());
+        assert!(ObjectBuilder::from_vec(FLOOD[..FLOOD.len() / 2].to_vec())
+            .load()
+            .is_err());
+    };
     cycle(0);
+    failing_cycle(0);
     let fds_before = fd_kinds();
     let ids_before = live_ids();
     let started = Instant::now();
     for i in 1..=1000 {
         cycle(i);
+        if i % 10 == 0 {
+            failing_cycle(i);
+        }
     }
     eprintln!("1000 cycles in {:?}", started.elapsed());
     assert_eq!(
