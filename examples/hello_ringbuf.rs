@@ -4,7 +4,7 @@
 //! `coolbpf_build::BpfBuilder`) into `$OUT_DIR/hello.bpf.o`, embedded here with
 //! `include_bytes!`, loaded with [`ObjectBuilder`], attached to the
 //! `sched:sched_process_exec` tracepoint, and its ring buffer is read by a
-//! [`RingBufStream`] on a framework thread. The example runs `/bin/true` twice itself so
+//! [`EventStream`] on a framework thread. The example runs `/bin/true` twice itself so
 //! that there is something to see, prints every exec on the machine for a few seconds,
 //! and ends with the loss counters: every event the program produced was either printed
 //! or is counted there.
@@ -23,7 +23,7 @@ use std::process::{Command, ExitCode};
 use std::time::{Duration, Instant};
 
 use coolbpf::decode::Reader;
-use coolbpf::stream::{Delivery, Losses, RingBufStream};
+use coolbpf::stream::{Delivery, EventStream, Losses};
 use coolbpf::{AttachTarget, BpfObject, Environment, ObjectBuilder};
 use crossbeam_channel::Receiver;
 
@@ -73,7 +73,7 @@ impl Exec {
 /// `hello.bpf.c` loaded, attached, and its ring buffer consumed into a channel.
 pub struct ExecTracer {
     // Field order is drop order: the stream drains and stops before the object unloads.
-    stream: RingBufStream<Exec>,
+    stream: EventStream<Exec>,
     object: BpfObject,
     events: Receiver<Exec>,
 }
@@ -84,7 +84,7 @@ impl ExecTracer {
         // Fails with the missing capability named, rather than a bare EPERM from the load.
         Environment::prepare()?;
         let mut object = ObjectBuilder::from_bytes(OBJECT).load()?;
-        let stream = RingBufStream::new(
+        let stream = EventStream::ring_buffer(
             &object,
             "events",
             Exec::decode,
@@ -152,7 +152,6 @@ fn run() -> Result<(), Box<dyn Error>> {
     println!("{:>7} {:>7} {:<16} FILENAME", "PID", "PPID", "COMM");
     for _ in 0..2 {
         Command::new("/bin/true")
-            .arg("hello")
             .status()
             .map_err(|err| format!("cannot run /bin/true: {err}"))?;
     }

@@ -14,6 +14,7 @@ packages=(
   bpftool          # scripts/gen-vmlinux.sh
   bpftrace         # reference peer in tests
   linux-perf       # reference peer in tests and benchmarks (perf record, perf stat)
+  golang-go        # `go tool pprof` validates our pprof output in tests
   gcc
   make
 )

@@ -11,7 +11,7 @@
 //!   [`Attachment`]s: dropping it detaches everything.
 //! - [`AttachTarget`] describes where a program goes (tracepoint, raw_tp, tp_btf,
 //!   perf_event, uprobe, USDT, kprobe, fentry) as plain data.
-//! - [`stream`] consumes ring buffers and perf buffers on framework threads and delivers
+//! - [`stream::EventStream`] consumes ring buffers and perf buffers on framework threads and delivers
 //!   decoded events through bounded channels or callbacks, counting every loss.
 //! - [`MapView`] reads counters and histograms (summing per-CPU values) and drains
 //!   hash maps, with batch operations where the kernel has them.
@@ -21,18 +21,18 @@
 //! # Example: load your own object and read its ring buffer
 //!
 //! ```no_run
-//! use coolbpf_core::{AttachTarget, Environment, ObjectBuilder, stream::{Delivery, RingBufStream}};
+//! use coolbpf_core::{AttachTarget, Environment, ObjectBuilder, stream::{Delivery, EventStream}};
 //! use std::time::Duration;
 //!
 //! # fn main() -> coolbpf_core::Result<()> {
 //! Environment::prepare()?;
 //! let mut object = ObjectBuilder::from_path("hello.bpf.o").load()?;
 //! object.attach("handle_exec", &AttachTarget::tracepoint("sched", "sched_process_exec"))?;
-//! let stream = RingBufStream::raw(&object, "events", Delivery::channel(1024))?;
+//! let stream = EventStream::ring_buffer_raw(&object, "events", Delivery::channel(1024))?;
 //! while let Ok(event) = stream.receiver().expect("channel").recv_timeout(Duration::from_secs(1)) {
 //!     println!("{} bytes", event.len());
 //! }
-//! println!("lost: {}", stream.losses().total());
+//! println!("lost: {}", stream.losses()?.total());
 //! # Ok(()) }
 //! ```
 

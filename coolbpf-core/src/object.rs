@@ -38,7 +38,7 @@ struct Alternatives {
 /// ```no_run
 /// # fn main() -> coolbpf_core::Result<()> {
 /// let object = coolbpf_core::ObjectBuilder::from_path("probe.bpf.o")
-///     .global("coolbpf_filter_tgid", 4242u32)
+///     .global("coolbpf_filter_tgid", &4242u32)
 ///     .max_entries("counts", 65536)
 ///     .load()?;
 /// # Ok(()) }

@@ -75,7 +75,7 @@ fn uprobe_by_file_offset_counts_every_call() {
         return;
     }
     // The file offset of getppid in the mapped libc, from its address and the mapping.
-    let address = libc::getppid as usize;
+    let address = libc::getppid as *const () as usize;
     let maps = std::fs::read_to_string("/proc/self/maps").expect("maps");
     let (binary, offset) = maps
         .lines()

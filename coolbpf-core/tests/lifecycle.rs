@@ -6,7 +6,7 @@
 
 use std::time::{Duration, Instant};
 
-use coolbpf_core::stream::{Delivery, PerfBufStream, RingBufStream};
+use coolbpf_core::stream::{Delivery, EventStream};
 use coolbpf_core::sys::bpf_ids::{ids, BpfObjectKind};
 use coolbpf_core::testing::bpf_available;
 use coolbpf_core::{
@@ -62,7 +62,7 @@ fn thousand_cycles_leak_nothing() {
         object
             .attach_auto("flood_ringbuf")
             .unwrap_or_else(|e| panic!("cycle {i}: attach: {e}"));
-        let stream = RingBufStream::raw(&object, "events", Delivery::channel(8))
+        let stream = EventStream::ring_buffer_raw(&object, "events", Delivery::channel(8))
             .unwrap_or_else(|e| panic!("cycle {i}: stream: {e}"));
         // SAFETY: getppid has no preconditions.
         unsafe { libc::getppid() };
@@ -89,7 +89,7 @@ fn thousand_cycles_leak_nothing() {
             scope: PerfEventScope::AllCpus,
         };
         let _ = object.attach("flood_ringbuf", &AttachTarget::PerfEvent(hardware));
-        assert!(PerfBufStream::raw(&object, "events", Delivery::channel(1)).is_err());
+        assert!(EventStream::perf_buffer_raw(&object, "events", Delivery::channel(1)).is_err());
         assert!(ObjectBuilder::from_bytes(FLOOD)
             .global("target_tid", &0u64)
             .load()

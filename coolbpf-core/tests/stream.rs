@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use coolbpf_core::stream::{Delivery, Losses, PerfBufStream, RingBufStream};
+use coolbpf_core::stream::{Delivery, EventStream, Losses};
 use coolbpf_core::testing::bpf_available;
 use coolbpf_core::{BpfObject, ObjectBuilder};
 
@@ -59,8 +59,9 @@ fn ring_buffer_flood_is_delivered_or_counted_exactly() {
     const CALLS: u64 = 200_000;
     let mut object = flood("flood_ringbuf", "flood_perf");
     // A 4 KiB ring holds ~15 events of 264 bytes: a burst of syscalls must overflow it.
-    let mut stream: RingBufStream<Bytes> =
-        RingBufStream::raw(&object, "events", Delivery::channel(1 << 20)).expect("stream");
+    let mut stream: EventStream<Bytes> =
+        EventStream::ring_buffer_raw(&object, "events", Delivery::channel(1 << 20))
+            .expect("stream");
     getppid_times(CALLS);
     object.detach_all();
     stream.stop().expect("stop drains cleanly");
@@ -91,8 +92,8 @@ fn perf_buffer_flood_into_tiny_channel_counts_overflow_exactly() {
     const CALLS: u64 = 50_000;
     let mut object = flood("flood_perf", "flood_ringbuf");
     // Nobody reads the 16-slot channel during the flood, so it overflows.
-    let mut stream =
-        PerfBufStream::raw(&object, "perf_events", Delivery::channel(16)).expect("stream");
+    let mut stream = EventStream::perf_buffer_raw(&object, "perf_events", Delivery::channel(16))
+        .expect("stream");
     getppid_times(CALLS);
     object.detach_all();
     stream.stop().expect("stop drains cleanly");
@@ -112,7 +113,7 @@ fn callback_delivery_sees_every_event_of_a_slow_trickle() {
     }
     let mut object = flood("flood_ringbuf", "flood_perf");
     let (tx, rx) = crossbeam_channel::unbounded();
-    let mut stream = RingBufStream::new(
+    let mut stream = EventStream::ring_buffer(
         &object,
         "events",
         |payload: &[u8]| {
@@ -144,7 +145,7 @@ fn a_panicking_callback_stops_the_stream_and_is_reported() {
         return;
     }
     let object = flood("flood_ringbuf", "flood_perf");
-    let mut stream = RingBufStream::raw(
+    let mut stream = EventStream::ring_buffer_raw(
         &object,
         "events",
         Delivery::callback(|_event| panic!("callback bug")),
@@ -169,11 +170,11 @@ fn wrong_map_kind_is_a_clear_error() {
         return;
     }
     let object = flood("flood_ringbuf", "flood_perf");
-    let err = PerfBufStream::raw(&object, "events", Delivery::channel(1))
+    let err = EventStream::perf_buffer_raw(&object, "events", Delivery::channel(1))
         .err()
         .expect("error");
     assert!(err.to_string().contains("not a perf event array"), "{err}");
-    let err = RingBufStream::raw(&object, "no_such_map", Delivery::channel(1))
+    let err = EventStream::ring_buffer_raw(&object, "no_such_map", Delivery::channel(1))
         .err()
         .expect("error");
     assert!(

@@ -3,7 +3,6 @@
 
 use std::os::fd::RawFd;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -41,11 +40,11 @@ impl<T> PayloadHandler<T> {
 
     /// Handles one payload; returns false when the stream must stop.
     pub(crate) fn handle(&mut self, payload: &[u8]) -> bool {
-        self.counters.received.fetch_add(1, Ordering::Relaxed);
+        self.counters.add_received();
         let outcome = catch_unwind(AssertUnwindSafe(|| match (self.decode)(payload) {
             Ok(item) => self.deliverer.deliver(item),
             Err(_) => {
-                self.counters.decode_errors.fetch_add(1, Ordering::Relaxed);
+                self.counters.add_decode_error();
             }
         }));
         match outcome {
@@ -71,8 +70,14 @@ pub(crate) fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
         .unwrap_or_else(|| "panic with a non-text payload".to_owned())
 }
 
-/// The caller's handle on a consumer thread (shared by both stream kinds).
-pub(crate) struct StreamHandle<T> {
+/// A stream of decoded events from a ring buffer or a perf buffer, consumed on a
+/// framework thread.
+///
+/// Made by [`EventStream::ring_buffer`] or [`EventStream::perf_buffer`] (and their
+/// `_raw` forms that deliver `Bytes`). Stopping it, or dropping it, drains what the
+/// kernel already holds and joins the thread; events still in the channel stay readable
+/// from [`receiver`](Self::receiver) after that.
+pub struct EventStream<T> {
     receiver: Option<Receiver<T>>,
     counters: Arc<StreamCounters>,
     failure: Arc<Mutex<Option<String>>>,
@@ -107,7 +112,7 @@ pub(crate) fn consume_until_stopped(
     }
 }
 
-impl<T: Send + 'static> StreamHandle<T> {
+impl<T: Send + 'static> EventStream<T> {
     /// Sets up counters and delivery, then starts `body` on a named thread. `body` gets
     /// the handler and the stop flag and must poll until the flag is set, then drain.
     pub(crate) fn spawn(
@@ -151,11 +156,13 @@ impl<T: Send + 'static> StreamHandle<T> {
         })
     }
 
-    pub(crate) fn receiver(&self) -> Option<&Receiver<T>> {
+    /// The channel to read events from (`None` with callback delivery).
+    pub fn receiver(&self) -> Option<&Receiver<T>> {
         self.receiver.as_ref()
     }
 
-    pub(crate) fn losses(&self) -> Result<Losses> {
+    /// Delivered and lost counts so far (reads the object's kernel-side loss map).
+    pub fn losses(&self) -> Result<Losses> {
         let kernel = match &self.loss_map {
             Some(map) => KernelLosses::read_map(map)?,
             None => KernelLosses::default(),
@@ -163,13 +170,14 @@ impl<T: Send + 'static> StreamHandle<T> {
         Ok(Losses::snapshot(&self.counters, kernel))
     }
 
-    pub(crate) fn is_running(&self) -> bool {
+    /// Whether the consumer thread is still running.
+    pub fn is_running(&self) -> bool {
         self.thread.as_ref().is_some_and(|t| !t.is_finished())
     }
 
-    /// Stops the thread after it drains what the kernel holds; idempotent. Reports a
-    /// poll error or a panic of the caller's callback.
-    pub(crate) fn stop(&mut self) -> Result<()> {
+    /// Drains what the kernel holds, then stops the consumer thread. Idempotent. Reports
+    /// a consume error, or a panic of the caller's callback (which stops the stream).
+    pub fn stop(&mut self) -> Result<()> {
         self.waker.wake();
         let Some(thread) = self.thread.take() else {
             return Ok(());
@@ -193,7 +201,7 @@ impl<T: Send + 'static> StreamHandle<T> {
     }
 }
 
-impl<T> Drop for StreamHandle<T> {
+impl<T> Drop for EventStream<T> {
     fn drop(&mut self) {
         self.waker.wake();
         if let Some(thread) = self.thread.take() {

@@ -1,6 +1,5 @@
 //! How decoded events reach the caller.
 
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use crossbeam_channel::{Receiver, Sender, TrySendError};
@@ -83,17 +82,16 @@ impl<T> Deliverer<T> {
     pub(crate) fn deliver(&mut self, item: T) {
         match &mut self.target {
             Target::Channel(sender) => match sender.try_send(item) {
-                Ok(()) => self.counters.delivered.fetch_add(1, Ordering::Relaxed),
+                Ok(()) => self.counters.add_delivered(),
                 // Full, or nobody is reading any more: either way the event is lost.
-                Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => self
-                    .counters
-                    .channel_overflow
-                    .fetch_add(1, Ordering::Relaxed),
+                Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
+                    self.counters.add_channel_overflow();
+                }
             },
             Target::Callback(callback) => {
                 callback(item);
-                self.counters.delivered.fetch_add(1, Ordering::Relaxed)
+                self.counters.add_delivered();
             }
-        };
+        }
     }
 }

@@ -1,6 +1,6 @@
 //! Event streams: ring buffers and perf buffers consumed on a framework thread.
 //!
-//! A stream owns one consumer thread that polls the kernel buffer, decodes each payload
+//! An [`EventStream`] owns one consumer thread that polls the kernel buffer, decodes each payload
 //! into a `T` and hands it over by [`Delivery`]: a bounded channel the caller reads, or a
 //! callback. Every event that does not reach the caller is counted in [`Losses`]: kernel
 //! reserve failures (from the object's `coolbpf_losses` map), perf lost samples, channel
@@ -14,7 +14,6 @@ mod loss;
 mod perf_buffer;
 mod ringbuf;
 
+pub use consumer::EventStream;
 pub use delivery::Delivery;
 pub use loss::{KernelLosses, Losses};
-pub use perf_buffer::PerfBufStream;
-pub use ringbuf::RingBufStream;

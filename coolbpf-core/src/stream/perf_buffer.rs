@@ -1,30 +1,27 @@
 //! Perf buffer (`BPF_MAP_TYPE_PERF_EVENT_ARRAY`) streams, for kernels without ring
 //! buffers (before 5.8) or programs that use `bpf_perf_event_output`.
 
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use crossbeam_channel::Receiver;
 use libbpf_rs::{MapType, PerfBufferBuilder};
 
-use super::consumer::{consume_until_stopped, StreamHandle, ThreadParts};
-use super::{Delivery, Losses};
+use super::consumer::{consume_until_stopped, EventStream, ThreadParts};
+use super::Delivery;
 use crate::error::{Error, Result};
 use crate::BpfObject;
 
 /// Per-CPU buffer size in pages (must be a power of two).
 const DEFAULT_PAGES: usize = 64;
 
-/// Consumes one perf event array map on a framework thread.
-pub struct PerfBufStream<T: Send + 'static> {
-    handle: StreamHandle<T>,
-}
-
-impl PerfBufStream<Bytes> {
-    /// Delivers every sample as raw bytes.
-    pub fn raw(object: &BpfObject, map: &str, delivery: Delivery<Bytes>) -> Result<Self> {
-        Self::new(
+impl EventStream<Bytes> {
+    /// Delivers every sample of perf event array `map` as raw bytes.
+    pub fn perf_buffer_raw(
+        object: &BpfObject,
+        map: &str,
+        delivery: Delivery<Bytes>,
+    ) -> Result<Self> {
+        Self::perf_buffer(
             object,
             map,
             |payload| Ok(Bytes::copy_from_slice(payload)),
@@ -33,11 +30,11 @@ impl PerfBufStream<Bytes> {
     }
 }
 
-impl<T: Send + 'static> PerfBufStream<T> {
-    /// Decodes every sample of perf event array `map` and delivers it. Samples the
-    /// kernel could not fit are reported by the kernel and counted in
-    /// [`Losses::perf_lost`].
-    pub fn new(
+impl<T: Send + 'static> EventStream<T> {
+    /// Consumes perf event array `map`: decodes every sample and delivers it. Samples
+    /// that did not fit are counted by the BPF side when it uses `coolbpf_perf_output()`,
+    /// and reported late by the kernel as [`Losses::perf_lost`](super::Losses::perf_lost).
+    pub fn perf_buffer(
         object: &BpfObject,
         map: &str,
         decode: impl FnMut(&[u8]) -> Result<T> + Send + 'static,
@@ -51,7 +48,7 @@ impl<T: Send + 'static> PerfBufStream<T> {
             )));
         }
         let name = format!("coolbpf-pb-{map}");
-        let handle = StreamHandle::spawn(
+        Self::spawn(
             object,
             name,
             Box::new(decode),
@@ -66,9 +63,7 @@ impl<T: Send + 'static> PerfBufStream<T> {
                         // is recorded by the handler and reported when the stream stops.
                         handler.handle(payload);
                     })
-                    .lost_cb(move |_cpu: i32, count: u64| {
-                        counters.perf_lost.fetch_add(count, Ordering::Relaxed);
-                    })
+                    .lost_cb(move |_cpu: i32, count: u64| counters.add_perf_lost(count))
                     .build()
                     .map_err(|e| Error::bpf("cannot set up the perf buffer consumer", e))?;
                 consume_until_stopped(buffer.epoll_fd(), &waker, || {
@@ -77,27 +72,6 @@ impl<T: Send + 'static> PerfBufStream<T> {
                         .map_err(|e| Error::bpf("perf buffer consume", e))
                 })
             },
-        )?;
-        Ok(Self { handle })
-    }
-
-    /// The channel to read events from (`None` with callback delivery).
-    pub fn receiver(&self) -> Option<&Receiver<T>> {
-        self.handle.receiver()
-    }
-
-    /// Delivered and lost counts so far.
-    pub fn losses(&self) -> Result<Losses> {
-        self.handle.losses()
-    }
-
-    /// Whether the consumer thread is still running.
-    pub fn is_running(&self) -> bool {
-        self.handle.is_running()
-    }
-
-    /// Drains the perf buffers and stops the consumer thread. Idempotent.
-    pub fn stop(&mut self) -> Result<()> {
-        self.handle.stop()
+        )
     }
 }

@@ -1,26 +1,21 @@
 //! BPF ring buffer (`BPF_MAP_TYPE_RINGBUF`) streams.
 
 use bytes::Bytes;
-use crossbeam_channel::Receiver;
 use libbpf_rs::{MapType, RingBufferBuilder};
 
-use super::consumer::{consume_until_stopped, StreamHandle, ThreadParts};
-use super::{Delivery, Losses};
+use super::consumer::{consume_until_stopped, EventStream, ThreadParts};
+use super::Delivery;
 use crate::error::{Error, Result};
 use crate::BpfObject;
 
-/// Consumes one ring buffer map on a framework thread.
-///
-/// Dropping the stream (or calling [`stop`](Self::stop)) drains the ring buffer and joins
-/// the thread; events still in the channel stay readable from [`receiver`](Self::receiver).
-pub struct RingBufStream<T: Send + 'static> {
-    handle: StreamHandle<T>,
-}
-
-impl RingBufStream<Bytes> {
-    /// Delivers every payload as raw bytes.
-    pub fn raw(object: &BpfObject, map: &str, delivery: Delivery<Bytes>) -> Result<Self> {
-        Self::new(
+impl EventStream<Bytes> {
+    /// Delivers every payload of ring buffer `map` as raw bytes.
+    pub fn ring_buffer_raw(
+        object: &BpfObject,
+        map: &str,
+        delivery: Delivery<Bytes>,
+    ) -> Result<Self> {
+        Self::ring_buffer(
             object,
             map,
             |payload| Ok(Bytes::copy_from_slice(payload)),
@@ -29,10 +24,11 @@ impl RingBufStream<Bytes> {
     }
 }
 
-impl<T: Send + 'static> RingBufStream<T> {
-    /// Decodes every payload of ring buffer `map` with `decode` and delivers it.
-    /// A payload `decode` rejects is counted in [`Losses::decode_errors`].
-    pub fn new(
+impl<T: Send + 'static> EventStream<T> {
+    /// Consumes ring buffer `map`: decodes every payload with `decode` and delivers it.
+    /// A payload `decode` rejects is counted in
+    /// [`Losses::decode_errors`](super::Losses::decode_errors).
+    pub fn ring_buffer(
         object: &BpfObject,
         map: &str,
         decode: impl FnMut(&[u8]) -> Result<T> + Send + 'static,
@@ -46,7 +42,7 @@ impl<T: Send + 'static> RingBufStream<T> {
             )));
         }
         let name = format!("coolbpf-rb-{map}");
-        let handle = StreamHandle::spawn(
+        Self::spawn(
             object,
             name,
             Box::new(decode),
@@ -66,8 +62,8 @@ impl<T: Send + 'static> RingBufStream<T> {
                 consume_until_stopped(ring.epoll_fd(), &waker, || {
                     let ret = ring.consume_raw();
                     if ret < 0 {
-                        // -EINVAL here is a callback asking to stop (it panicked): the
-                        // handle reports the panic itself.
+                        // A callback that panicked asks libbpf to stop with -1; the stream
+                        // reports the panic itself when stopped.
                         return Err(Error::io(
                             "ring buffer consume",
                             std::io::Error::from_raw_os_error(-ret),
@@ -76,27 +72,6 @@ impl<T: Send + 'static> RingBufStream<T> {
                     Ok(())
                 })
             },
-        )?;
-        Ok(Self { handle })
-    }
-
-    /// The channel to read events from (`None` with callback delivery).
-    pub fn receiver(&self) -> Option<&Receiver<T>> {
-        self.handle.receiver()
-    }
-
-    /// Delivered and lost counts so far (reads the object's kernel-side loss map).
-    pub fn losses(&self) -> Result<Losses> {
-        self.handle.losses()
-    }
-
-    /// Whether the consumer thread is still running.
-    pub fn is_running(&self) -> bool {
-        self.handle.is_running()
-    }
-
-    /// Drains the ring buffer and stops the consumer thread. Idempotent.
-    pub fn stop(&mut self) -> Result<()> {
-        self.handle.stop()
+        )
     }
 }

@@ -6,7 +6,7 @@
 
 mod event;
 
-use coolbpf_core::stream::{Delivery, Losses, RingBufStream};
+use coolbpf_core::stream::{Delivery, EventStream, Losses};
 use coolbpf_core::{BpfObject, ObjectBuilder, Plugin, PluginContext, Record, Result};
 use crossbeam_channel::Receiver;
 
@@ -70,7 +70,7 @@ impl ExecsnoopConfig {
 /// A running `execsnoop`.
 pub struct Execsnoop {
     // Field order is drop order: the consumer stops (draining) before the object unloads.
-    stream: RingBufStream<ExecEvent>,
+    stream: EventStream<ExecEvent>,
     object: BpfObject,
 }
 
@@ -82,7 +82,7 @@ impl Execsnoop {
             .max_entries("events", config.buffer_kb * 1024)
             .alternatives(&PROGRAMS)
             .load()?;
-        let stream = RingBufStream::new(&object, "events", ExecEvent::decode, delivery)?;
+        let stream = EventStream::ring_buffer(&object, "events", ExecEvent::decode, delivery)?;
         object.attach_chosen(&PROGRAMS)?;
         Ok(Self { stream, object })
     }
