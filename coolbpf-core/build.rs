@@ -11,7 +11,11 @@ fn main() {
     if let Ok(include) = std::env::var("DEP_BPF_INCLUDE") {
         println!("cargo:include={include}");
     }
-    for source in ["bpf/features.bpf.c", "tests/bpf/flood.bpf.c", "tests/bpf/attach.bpf.c"] {
+    for source in [
+        "bpf/features.bpf.c",
+        "tests/bpf/flood.bpf.c",
+        "tests/bpf/attach.bpf.c",
+    ] {
         if let Err(err) = coolbpf_build::BpfBuilder::new(source).compile_to_out_dir() {
             // A panic is how a build script reports failure; the message names the fix.
             panic!("{err}");
