@@ -19,7 +19,7 @@ fifo=$(mktemp -u)
 mkfifo "$fifo"
 sh -c "read go < $fifo; exec dd if=/dev/zero of=/dev/null bs=1 count=100000 status=none" &
 workload=$!
-"$coolbpf" run syscount --pid "$workload" --duration 3 --interval 3 &
+"$coolbpf" run syscount --pid "$workload" --duration 3 &
 run_pid=$!
 sleep 1
 echo go > "$fifo"
@@ -28,7 +28,7 @@ wait "$run_pid"
 rm -f "$fifo"
 
 section "execsnoop: five execs of /bin/true with arguments"
-"$coolbpf" run execsnoop --duration 3 --interval 3 &
+"$coolbpf" run execsnoop --duration 3 &
 run_pid=$!
 sleep 1
 for i in 1 2 3 4 5; do /bin/true "demo-exec-$i" "second arg"; done
