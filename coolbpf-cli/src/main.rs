@@ -36,6 +36,8 @@ enum Command {
     },
     /// Run one probe and print what it sees.
     Run(commands::run::RunArgs),
+    /// Addresses to functions, files and lines: of a process, an ELF file, or the kernel.
+    Symbolize(commands::symbolize::SymbolizeArgs),
 }
 
 fn main() -> ExitCode {
@@ -55,6 +57,7 @@ fn main() -> ExitCode {
             Ok(())
         }
         Command::Run(args) => commands::run::run(&args),
+        Command::Symbolize(args) => commands::symbolize::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -3,3 +3,4 @@
 pub mod features;
 pub mod list;
 pub mod run;
+pub mod symbolize;
