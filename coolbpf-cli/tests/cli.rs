@@ -1,22 +1,13 @@
 //! The `coolbpf` command's contract: exit codes, stdout carrying only data, JSON lines,
 //! and a clear message without privileges.
 
-use std::process::{Command, Output, Stdio};
+mod common;
 
+use std::process::{Command, Stdio};
+
+use common::{coolbpf, text};
 use coolbpf_core::testing::bpf_available;
 use serde_json::Value;
-
-fn coolbpf(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_coolbpf"))
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run coolbpf")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
 
 #[test]
 fn unknown_probe_exits_2_and_names_the_known_ones() {

@@ -1,22 +1,17 @@
 //! `coolbpf symbolize`: its exit codes, the JSON line shape, and kernel addresses checked
 //! against /proc/kallsyms read here.
 
-use std::path::PathBuf;
-use std::process::{Command, Output, Stdio};
+mod common;
 
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+use common::text;
 use serde_json::Value;
 
+/// Runs `coolbpf symbolize ARGS...`.
 fn coolbpf(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_coolbpf"))
-        .arg("symbolize")
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run coolbpf")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
+    common::coolbpf(&[&["symbolize"], args].concat())
 }
 
 fn json_lines(out: &Output) -> Vec<Value> {

@@ -61,6 +61,24 @@ impl<T> PayloadHandler<T> {
     }
 }
 
+/// Map `name` of `object`, which must be of type `kind` (called `what` in the error).
+pub(crate) fn buffer_map(
+    object: &BpfObject,
+    name: &str,
+    kind: libbpf_rs::MapType,
+    what: &str,
+) -> Result<MapView> {
+    let view = object.map(name)?;
+    if view.map_type() == kind {
+        Ok(view)
+    } else {
+        Err(Error::InvalidArgument(format!(
+            "map {name} is a {:?}, not {what}",
+            view.map_type()
+        )))
+    }
+}
+
 /// The text of a panic payload.
 pub(crate) fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
     panic

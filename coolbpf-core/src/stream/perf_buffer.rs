@@ -6,7 +6,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use libbpf_rs::{MapType, PerfBufferBuilder};
 
-use super::consumer::{consume_until_stopped, EventStream, ThreadParts};
+use super::consumer::{buffer_map, consume_until_stopped, EventStream, ThreadParts};
 use super::Delivery;
 use crate::error::{Error, Result};
 use crate::BpfObject;
@@ -40,13 +40,7 @@ impl<T: Send + 'static> EventStream<T> {
         decode: impl FnMut(&[u8]) -> Result<T> + Send + 'static,
         delivery: Delivery<T>,
     ) -> Result<Self> {
-        let view = object.map(map)?;
-        if view.map_type() != MapType::PerfEventArray {
-            return Err(Error::InvalidArgument(format!(
-                "map {map} is a {:?}, not a perf event array",
-                view.map_type()
-            )));
-        }
+        let view = buffer_map(object, map, MapType::PerfEventArray, "a perf event array")?;
         let name = format!("coolbpf-pb-{map}");
         Self::spawn(
             object,

@@ -3,7 +3,7 @@
 use bytes::Bytes;
 use libbpf_rs::{MapType, RingBufferBuilder};
 
-use super::consumer::{consume_until_stopped, EventStream, ThreadParts};
+use super::consumer::{buffer_map, consume_until_stopped, EventStream, ThreadParts};
 use super::Delivery;
 use crate::error::{Error, Result};
 use crate::BpfObject;
@@ -34,13 +34,7 @@ impl<T: Send + 'static> EventStream<T> {
         decode: impl FnMut(&[u8]) -> Result<T> + Send + 'static,
         delivery: Delivery<T>,
     ) -> Result<Self> {
-        let view = object.map(map)?;
-        if view.map_type() != MapType::RingBuf {
-            return Err(Error::InvalidArgument(format!(
-                "map {map} is a {:?}, not a ring buffer",
-                view.map_type()
-            )));
-        }
+        let view = buffer_map(object, map, MapType::RingBuf, "a ring buffer")?;
         let name = format!("coolbpf-rb-{map}");
         Self::spawn(
             object,
