@@ -16,14 +16,38 @@
 //! - `zstd` and `zlib-gnu` (legacy `.zdebug_*`): the plain binary recompressed by
 //!   objcopy, when it supports that;
 //! - `symtab`: no DWARF at all (`--strip-debug`), names from `.symtab` only;
+//! - `symtab files`: the debug sections removed but `.symtab` whole, so that local
+//!   symbols have the source file of their `STT_FILE` symbol;
 //! - `gnu_debugdata`: stripped, with its function symbols in an xz-compressed
 //!   `.gnu_debugdata` (MiniDebugInfo, built as Fedora does), checked against the
 //!   `symtab` answers since llvm-symbolizer does not read it.
 //!
 //! Variants made by objcopy leave the code untouched, so those with DWARF are checked
 //! against llvm-symbolizer's answers for the plain binary (which is also what the debug
-//! link has to recover, and LLVM 14 cannot read zstd sections). Split DWARF
-//! (-gsplit-dwarf) is not covered: the symbolizer does not read .dwo files yet.
+//! link has to recover, and LLVM 14 cannot read zstd sections).
+//!
+//! Split DWARF builds of their own (`-gsplit-dwarf`: DWARF 5 skeleton and split units,
+//! and GNU's DWARF 4 extension; rustc's `-C split-debuginfo`). Splitting the DWARF does
+//! not change the code, and where it is byte for byte the plain build's (always, so
+//! far) the answers must be llvm-symbolizer's for the plain build: the same as
+//! unsplit DWARF gives. (llvm-symbolizer 14 itself loses inlined calls whose ranges are
+//! offset pairs in a DWARF 5 split unit, as clang writes them.) Else they are checked
+//! against llvm-symbolizer's answers for the split build. Variants:
+//! - `dwo`: the `.dwo` files where the compiler left them;
+//! - `dwo moved`: the build directory renamed, so the `.dwo` files are only next to the
+//!   binary (which llvm-symbolizer does not look at: checked against its answers from
+//!   before the move);
+//! - `dwp`: packed into `BINARY.dwp` (by llvm-dwp or dwp, or by rustc itself), the
+//!   `.dwo` files removed;
+//! - `no dwo`: neither left, so lines come from the skeleton and names from the symbol
+//!   table.
+//!
+//! The plain build rewritten by dwz (`dwz`, `dwz multifile` with a supplementary file
+//! named by `.gnu_debugaltlink`, absolute or `relative`, or found by `build-id`) is
+//! checked against llvm-symbolizer's answers for the plain build.
+//!
+//! Data addresses of the plain build (`data`) are named by the data symbols covering
+//! them, as llvm-symbolizer names them.
 //!
 //! Also checked: answers do not depend on batching, duplicates, order or cache size,
 //! and corrupted files never make the symbolizer panic.
@@ -35,37 +59,11 @@ use std::path::Path;
 
 use coolbpf_symbolize::{Source, Symbolizer};
 use support::compare::{compare, Report};
+use support::lang::{Language, Split, SPLIT_C};
 use support::{have, instruction_addrs, llvm_symbolize, program, run, succeeds, TempDir};
 
 /// Agreement every binary must reach, in percent.
 const REQUIRED_PERCENT: f64 = 99.5;
-
-/// How one language's test program is built.
-struct Language {
-    /// Test name and temp dir name.
-    name: &'static str,
-    compiler: &'static str,
-    source: &'static str,
-    /// Arguments before `-o OUT SOURCE`.
-    flags: &'static [&'static str],
-    /// Extra arguments for compressed debug sections.
-    gz_flags: &'static [&'static str],
-    /// Which functions (by raw symbol name) are the program's own.
-    wanted: fn(&str) -> bool,
-}
-
-impl Language {
-    fn build(&self, out: &Path, extra: &[&str]) {
-        let mut args: Vec<OsString> = self.flags.iter().map(OsString::from).collect();
-        args.extend(extra.iter().map(OsString::from));
-        args.extend([
-            OsString::from("-o"),
-            out.into(),
-            program(self.source).into(),
-        ]);
-        run(self.compiler, args);
-    }
-}
 
 #[test]
 fn c_built_by_gcc_agrees_with_llvm_symbolizer() {
@@ -76,6 +74,7 @@ fn c_built_by_gcc_agrees_with_llvm_symbolizer() {
         flags: &["-O2", "-g", "-Wl,--build-id"],
         gz_flags: &["-gz"],
         wanted: |name| name.starts_with("t_") || name == "main",
+        split: SPLIT_C,
     });
 }
 
@@ -88,6 +87,7 @@ fn c_built_by_clang_agrees_with_llvm_symbolizer() {
         flags: &["-O2", "-g", "-Wl,--build-id"],
         gz_flags: &["-gz"],
         wanted: |name| name.starts_with("t_") || name == "main",
+        split: SPLIT_C,
     });
 }
 
@@ -100,6 +100,7 @@ fn cpp_built_by_gxx_agrees_with_llvm_symbolizer() {
         flags: &["-O2", "-g", "-std=c++17", "-Wl,--build-id"],
         gz_flags: &["-gz"],
         wanted: |name| name.contains("3tst") || name == "main",
+        split: &SPLIT_C[..1],
     });
 }
 
@@ -117,6 +118,18 @@ fn rust_agrees_with_llvm_symbolizer() {
         ],
         gz_flags: &["-Clink-arg=-Wl,--compress-debug-sections=zlib"],
         wanted: |name| name.contains("4prog") || name.contains("prog.."),
+        split: &[
+            Split {
+                name: "split-unpacked",
+                flags: &["-Csplit-debuginfo=unpacked"],
+                packed: false,
+            },
+            Split {
+                name: "split-packed",
+                flags: &["-Csplit-debuginfo=packed"],
+                packed: true,
+            },
+        ],
     });
 }
 
@@ -174,6 +187,17 @@ fn check(lang: &Language) {
         reference: &reference,
     };
     let mut reports = vec![case.ours(&Symbolizer::new(), "plain", &plain)];
+    // Data addresses are named by data symbols, as llvm-symbolizer names them.
+    let data = support::data_addrs(&plain);
+    let data_reference = llvm_symbolize(&plain, &data);
+    reports.push(ours(
+        &Symbolizer::new(),
+        "data",
+        lang,
+        &plain,
+        &data,
+        &data_reference,
+    ));
     same_answers_any_way_asked(&plain, &addrs);
     separate_debug_files(&case, &mut reports);
     recompressed(&case, &mut reports);
@@ -192,6 +216,8 @@ fn check(lang: &Language) {
         &gz_addrs,
         &gz_reference,
     ));
+    split_dwarf(&case, &mut reports);
+    dwz(&case, &mut reports);
     assert_agreement(&reports);
 }
 
@@ -255,6 +281,24 @@ fn without_dwarf(case: &Case<'_>, reports: &mut Vec<Report>) {
         &names_only,
     ));
 
+    // The debug sections removed but not the symbols naming source files (which
+    // `--strip-debug` drops too): local symbols still tell their file.
+    let sourced = case.dir.join("prog.nodebug");
+    objcopy(
+        &["--wildcard", "--remove-section=.debug_*"],
+        case.plain,
+        &sourced,
+    );
+    let with_files = llvm_symbolize(&sourced, case.addrs);
+    reports.push(ours(
+        &default,
+        "symtab files",
+        case.lang,
+        &sourced,
+        case.addrs,
+        &with_files,
+    ));
+
     // MiniDebugInfo: a stripped binary whose function symbols are in .gnu_debugdata.
     // llvm-symbolizer does not read it; the answer must be the symbol-table-only one.
     if let Some(mini) = support::minidebuginfo(case.dir, case.plain) {
@@ -274,6 +318,111 @@ fn without_dwarf(case: &Case<'_>, reports: &mut Vec<Report>) {
     }
 }
 
+/// The split DWARF builds: `.dwo` files in place and moved, packed, and gone.
+fn split_dwarf(case: &Case<'_>, reports: &mut Vec<Report>) {
+    let lang = case.lang;
+    for split in lang.split {
+        let build = case.dir.join(split.name);
+        std::fs::create_dir_all(&build).unwrap();
+        let binary = lang.build_split(&build, split);
+        let own_addrs;
+        let own_reference;
+        let (addrs, reference) = if support::same_code(case.plain, &binary) {
+            (case.addrs, case.reference)
+        } else {
+            eprintln!(
+                "{} {}: code differs from the plain build",
+                lang.name, split.name
+            );
+            own_addrs = instruction_addrs(&binary, lang.wanted);
+            own_reference = llvm_symbolize(&binary, &own_addrs);
+            (&own_addrs[..], &own_reference[..])
+        };
+        let check = |variant: &str, binary: &Path, reference: &[Vec<support::RefFrame>]| {
+            let variant = format!("{} {variant}", split.name);
+            ours(&Symbolizer::new(), &variant, lang, binary, addrs, reference)
+        };
+        if split.packed {
+            reports.push(check("dwp", &binary, reference));
+        } else {
+            reports.push(check("dwo", &binary, reference));
+            same_answers_any_way_asked(&binary, addrs);
+            // The compilation directory gone: the .dwo files are found next to the binary.
+            let moved = case.dir.join(format!("{}-moved", split.name));
+            std::fs::rename(&build, &moved).unwrap();
+            reports.push(check("dwo moved", &moved.join("prog"), reference));
+            std::fs::rename(&moved, &build).unwrap();
+            let package = support::split::package(&binary);
+            for dwo in support::split::dwo_files(&build) {
+                std::fs::remove_file(dwo).unwrap();
+            }
+            if package.is_some() {
+                reports.push(check("dwp", &binary, reference));
+            } else {
+                eprintln!("{}: neither llvm-dwp nor dwp can pack it", lang.name);
+            }
+        }
+        let _ = std::fs::remove_file(build.join("prog.dwp"));
+        // Nothing to read but the skeleton: llvm-symbolizer then answers from the line
+        // table and the symbol table, and so must we.
+        let bare = llvm_symbolize(&binary, addrs);
+        reports.push(check("no dwo", &binary, &bare));
+    }
+}
+
+/// The DWARF rewritten by dwz, which leaves the code as it is (so the answers must be
+/// those for the plain build): within the file (partial units, references across
+/// units), and with what two copies share moved into a supplementary file, named with an
+/// absolute path, a relative one, or found by its build id under a debug directory.
+/// (llvm-symbolizer 14 does not read supplementary files.)
+fn dwz(case: &Case<'_>, reports: &mut Vec<Report>) {
+    if !have("dwz") {
+        eprintln!("{}: dwz is not installed, not checked", case.lang.name);
+        return;
+    }
+    let single = case.dir.join("prog.dwz");
+    std::fs::copy(case.plain, &single).unwrap();
+    if succeeds("dwz", [&single]) {
+        reports.push(case.ours(&Symbolizer::new(), "dwz", &single));
+    } else {
+        eprintln!("{}: dwz cannot rewrite it, not checked", case.lang.name);
+        return;
+    }
+    for (variant, relative) in [("dwz multifile", false), ("dwz multifile relative", true)] {
+        let dir = case.dir.join(variant.replace(' ', "-"));
+        std::fs::create_dir_all(&dir).unwrap();
+        for copy in ["a", "b"] {
+            std::fs::copy(case.plain, dir.join(copy)).unwrap();
+        }
+        let common = dir.join("common.debug");
+        let mut args = vec![OsString::from("-m"), "common.debug".into()];
+        if relative {
+            args.push("-r".into());
+        } else {
+            args.extend(["-M".into(), common.clone().into()]);
+        }
+        args.extend(["a".into(), "b".into()]);
+        support::run_in(&dir, "dwz", args);
+        reports.push(case.ours(&Symbolizer::new(), variant, &dir.join("a")));
+        same_answers_any_way_asked(&dir.join("a"), case.addrs);
+        if relative {
+            continue;
+        }
+        // The named path gone; the file installed by its build id instead.
+        let elf = coolbpf_symbolize::elf::ElfFile::open(&common).unwrap();
+        let hex = coolbpf_symbolize::elf::build_id_hex(elf.build_id().unwrap());
+        let root = dir.join("debug-root");
+        let by_id = root
+            .join(".build-id")
+            .join(&hex[..2])
+            .join(format!("{}.debug", &hex[2..]));
+        std::fs::create_dir_all(by_id.parent().unwrap()).unwrap();
+        std::fs::rename(&common, &by_id).unwrap();
+        let rooted = Symbolizer::builder().debug_dirs([&root]).build();
+        reports.push(case.ours(&rooted, "dwz multifile build-id", &dir.join("a")));
+    }
+}
+
 /// Prints every report, then requires the agreement of each.
 fn assert_agreement(reports: &[Report]) {
     for report in reports {
@@ -281,7 +430,9 @@ fn assert_agreement(reports: &[Report]) {
     }
     for report in reports {
         // Inline chains are the hard part: a program without them would prove little.
-        let has_dwarf = !report.name.ends_with("symtab") && !report.name.ends_with("debugdata");
+        let has_dwarf = !["symtab", "files", "debugdata", "no dwo", "data"]
+            .iter()
+            .any(|without| report.name.ends_with(without));
         assert!(
             !has_dwarf || report.inlined * 10 > report.total,
             "{}: too little inlined code",
@@ -346,10 +497,12 @@ fn objcopy(flags: &[&str], input: &Path, output: &Path) {
 }
 
 /// Corrupted DWARF and symbol tables (bytes flipped in each section in turn, files cut
-/// short) give errors or `Unknown`s, never a panic.
+/// short) give errors or `Unknown`s, never a panic: in the binary, in its split DWARF
+/// files, and in its dwz supplementary file.
 #[test]
 fn corrupted_files_never_panic() {
-    use object::{Object, ObjectSection};
+    use support::corrupt::corrupt_and_symbolize;
+    let wanted = |n: &str| n.starts_with("t_") || n == "main";
     for compiler in ["gcc", "clang"] {
         if !have(compiler) || !have("llvm-objdump") || !have("nm") {
             eprintln!("skipping {compiler}: tools missing");
@@ -367,50 +520,105 @@ fn corrupted_files_never_panic() {
                 program("prog.c").into(),
             ],
         );
-        let addrs: Vec<u64> = instruction_addrs(&binary, |n| n.starts_with("t_") || n == "main")
+        let addrs: Vec<u64> = instruction_addrs(&binary, wanted)
             .into_iter()
             .step_by(5)
             .collect();
-        let original = std::fs::read(&binary).unwrap();
-        let sections: Vec<(usize, usize)> = {
-            let object = object::File::parse(&*original).unwrap();
-            object
-                .sections()
-                .filter(|s| {
-                    s.name()
-                        .is_ok_and(|n| n.starts_with(".debug") || n.ends_with("tab"))
-                })
-                .filter_map(|s| s.file_range())
-                .map(|(offset, size)| (offset as usize, size as usize))
-                .filter(|&(_, size)| size > 0)
-                .collect()
-        };
-        assert!(sections.len() >= 6, "{compiler}: debug sections expected");
-        let mut seed = 0x2545_f491_4f6c_dd1d_u64;
-        let mut random = move || {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed
-        };
-        let corrupt = dir.join("corrupt");
-        for round in 0..240 {
-            let mut bytes = original.clone();
-            let (offset, size) = sections[round % sections.len()];
-            for _ in 0..=random() % 8 {
-                let at = offset + (random() as usize % size);
-                bytes[at] = if random() % 2 == 0 {
-                    random() as u8
-                } else {
-                    0xff
-                };
-            }
-            if round % 10 == 9 {
-                bytes.truncate(random() as usize % original.len());
-            }
-            std::fs::write(&corrupt, &bytes).unwrap();
-            // Any answer will do, as long as there is one.
-            let _ = Symbolizer::new().symbolize(&Source::elf(&corrupt), &addrs);
+        corrupt_and_symbolize(&binary, &binary, &addrs, 240);
+        if compiler != "gcc" {
+            continue;
+        }
+        let split = dir.join("split");
+        std::fs::create_dir_all(&split).unwrap();
+        let flags = ["-O2", "-g"];
+        let source = program("prog.c");
+        let binary =
+            support::split::build_objects(compiler, &flags, &["-gsplit-dwarf"], &source, &split);
+        corrupt_and_symbolize(&split.join("prog.dwo"), &binary, &addrs, 80);
+        if let Some(package) = support::split::package(&binary) {
+            std::fs::remove_file(split.join("prog.dwo")).unwrap();
+            corrupt_and_symbolize(&package, &binary, &addrs, 80);
+        }
+        if have("dwz") {
+            std::fs::copy(dir.join("prog"), dir.join("copy")).unwrap();
+            support::run_in(
+                dir.path(),
+                "dwz",
+                ["-m", "common.debug", "-r", "prog", "copy"],
+            );
+            corrupt_and_symbolize(&dir.join("common.debug"), &dir.join("prog"), &addrs, 80);
         }
     }
+}
+
+/// The first bytes of libc (its ELF header, at the start of its first mapping) are in no
+/// function, as llvm-symbolizer says too. glibc's link warnings are symbols in sections
+/// that are not loaded, at address 0; with libc's debug file installed its symbol table
+/// has them, and they once named the header.
+#[test]
+fn libc_header_is_in_no_symbol() {
+    let candidates = [
+        "/lib/x86_64-linux-gnu/libc.so.6",
+        "/lib/aarch64-linux-gnu/libc.so.6",
+        "/lib64/libc.so.6",
+        "/usr/lib64/libc.so.6",
+    ];
+    let Some(libc) = candidates.iter().map(Path::new).find(|p| p.exists()) else {
+        eprintln!("skipping: no libc.so.6 found");
+        return;
+    };
+    if !have("llvm-symbolizer") {
+        eprintln!("skipping: llvm-symbolizer is not installed");
+        return;
+    }
+    let addrs = [0, 1, 0x10, 0x3f, 0x40, 0x100];
+    let results = Symbolizer::new()
+        .symbolize(&Source::elf(libc), &addrs)
+        .unwrap();
+    let report = compare(
+        "libc header",
+        &addrs,
+        &results,
+        &llvm_symbolize(libc, &addrs),
+    );
+    report.print();
+    assert_eq!(report.agree, report.total);
+    for (addr, result) in addrs.iter().zip(&results) {
+        assert!(result.frames().is_empty(), "{addr:#x}: {result:?}");
+    }
+}
+
+/// A symbol of a section that is not loaded covers no address, though it is linked at
+/// address 0 (llvm-symbolizer, reading every symbol it finds, names the ELF header after
+/// it here); the program's code is still named.
+#[test]
+fn symbols_of_unloaded_sections_cover_nothing() {
+    if !have("gcc") || !have("nm") {
+        eprintln!("skipping: gcc or nm is not installed");
+        return;
+    }
+    let dir = TempDir::new("unloaded");
+    let binary = dir.join("prog");
+    run(
+        "gcc",
+        [
+            OsString::from("-o"),
+            binary.clone().into(),
+            program("unloaded.c").into(),
+        ],
+    );
+    let listing = run("nm", [binary.as_os_str()]);
+    let main = listing
+        .lines()
+        .find_map(|l| l.strip_suffix(" T main"))
+        .and_then(|a| u64::from_str_radix(a, 16).ok())
+        .unwrap();
+    assert!(listing.contains("unloaded_marker"), "{listing}");
+    let results = Symbolizer::new()
+        .symbolize(&Source::elf(&binary), &[0, 0x40, 0xff, main])
+        .unwrap();
+    for result in &results[..3] {
+        assert!(result.frames().is_empty(), "{result:?}");
+    }
+    assert_eq!(results[3].function(), Some("main"));
 }

@@ -1,7 +1,9 @@
 //! Finding debug information that is not in the binary itself: a separate debug file
-//! (named by `.gnu_debuglink` or found by build id under the debug directories) and
-//! the MiniDebugInfo symbol table in `.gnu_debugdata`.
+//! (named by `.gnu_debuglink` or found by build id under the debug directories), its dwz
+//! supplementary file (`.gnu_debugaltlink`), and the MiniDebugInfo symbol table in
+//! `.gnu_debugdata`. (Split DWARF files are found by the units that need them.)
 
+mod altlink;
 mod debugdata;
 mod debuglink;
 
@@ -11,6 +13,7 @@ use object::{Object, ObjectSection};
 
 use crate::elf::ElfFile;
 
+pub(crate) use altlink::find_sup_file;
 pub(crate) use debugdata::mini_debuginfo;
 
 /// The separate debug file of `binary`, if one with DWARF can be found: first by its

@@ -14,6 +14,10 @@ use crate::dwarf::sections::{DwarfSections, Slice, StrRef};
 /// real chains are two or three long, and a bound stops cycles in malformed DWARF.
 const MAX_ORIGIN_HOPS: usize = 16;
 
+/// Marks a [`NameNode::origin`] in the dwz supplementary file's `.debug_info` rather than
+/// the unit's own file's (no `.debug_info` is 2^63 bytes long).
+pub(crate) const IN_SUP: u64 = 1 << 63;
+
 /// A function (depth 0) or an inlined call (deeper), in 16 bytes.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Func {
@@ -32,7 +36,7 @@ pub(crate) struct NameNode {
     pub(crate) name: Option<StrRef>,
     pub(crate) linkage: Option<StrRef>,
     /// `.debug_info` offset of the DIE named by `DW_AT_abstract_origin` or
-    /// `DW_AT_specification`.
+    /// `DW_AT_specification`, with [`IN_SUP`] set when it is in the supplementary file.
     pub(crate) origin: Option<u64>,
 }
 
@@ -65,9 +69,46 @@ enum HighPc {
 pub(crate) struct Context<'a, 'b> {
     pub(crate) dwarf: &'b gimli::Dwarf<Slice<'a>>,
     pub(crate) unit: &'b Unit<Slice<'a>>,
+    /// The sections of the unit's file.
     pub(crate) sections: &'a DwarfSections,
+    /// The dwz supplementary file's, when there is one.
+    pub(crate) sup: Option<&'a DwarfSections>,
     /// Drop ranges starting at 0: in a linked file those are discarded functions.
     pub(crate) skip_zero: bool,
+}
+
+impl Context<'_, '_> {
+    /// The [`StrRef`] of a string attribute of the unit, wherever the string is; `None`
+    /// for one in a supplementary file that was not found.
+    pub(crate) fn string(&self, value: AttributeValue<Slice<'_>>) -> Option<StrRef> {
+        match value {
+            AttributeValue::DebugStrRefSup(offset) => self.sup?.strp(offset.0 as u64),
+            value => self.sections.attr_str_ref(self.dwarf, self.unit, value),
+        }
+    }
+
+    /// The [`StrRef`] of a string gimli read (from this file or the supplementary one).
+    pub(crate) fn slice(&self, s: Slice<'_>) -> Option<StrRef> {
+        self.sections.str_ref(s).or_else(|| self.sup?.str_ref(s))
+    }
+}
+
+/// The `.debug_info` offset a reference attribute names (see [`NameNode::origin`]), in a
+/// unit starting at `unit_start` of the main file (`in_sup` false) or the supplementary
+/// one.
+pub(crate) fn reference(
+    value: &AttributeValue<Slice<'_>>,
+    unit_start: u64,
+    in_sup: bool,
+) -> Option<u64> {
+    let here = if in_sup { IN_SUP } else { 0 };
+    let offset = match *value {
+        AttributeValue::UnitRef(o) => unit_start.checked_add(o.0 as u64)? | here,
+        AttributeValue::DebugInfoRef(o) => o.0 as u64 | here,
+        AttributeValue::DebugInfoRefSup(o) => o.0 as u64 | IN_SUP,
+        _ => return None,
+    };
+    Some(offset)
 }
 
 impl Functions {
@@ -176,7 +217,7 @@ fn read_attrs<'a>(
     unit_start: u64,
 ) -> gimli::Result<DieAttrs<'a>> {
     let mut a = DieAttrs::default();
-    let string = |value| cx.sections.attr_str_ref(cx.dwarf, cx.unit, value);
+    let string = |value| cx.string(value);
     let small = |value: Option<u64>| value.map_or(0, |v| u32::try_from(v).unwrap_or(0));
     let smaller = |value: Option<u64>| value.map_or(0, |v| u16::try_from(v).unwrap_or(0));
     for spec in specs {
@@ -200,11 +241,10 @@ fn read_attrs<'a>(
                 a.node.linkage = string(attr.value());
             }
             constants::DW_AT_abstract_origin | constants::DW_AT_specification => {
-                a.node.origin = a.node.origin.or(match attr.value() {
-                    AttributeValue::UnitRef(o) => unit_start.checked_add(o.0 as u64),
-                    AttributeValue::DebugInfoRef(o) => Some(o.0 as u64),
-                    _ => None,
-                });
+                a.node.origin = a
+                    .node
+                    .origin
+                    .or(reference(&attr.value(), unit_start, false));
             }
             constants::DW_AT_call_file => a.call_file = smaller(attr.udata_value()),
             constants::DW_AT_call_line => a.call_line = small(attr.udata_value()),

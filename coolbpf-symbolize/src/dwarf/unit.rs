@@ -54,13 +54,18 @@ pub(crate) struct UnitData {
 }
 
 impl UnitData {
-    /// Parses `unit`. Its functions failing to parse leaves the line table usable, and
-    /// the other way round; only both failing is an error.
+    /// Parses a unit: its line table from `lines`, its functions from `functions` (the
+    /// same unit, or the split unit of a skeleton: split DWARF leaves the line table in
+    /// the skeleton, and the split unit's call files index it). Its functions failing to
+    /// parse leaves the line table usable, and the other way round; only both failing is
+    /// an error.
     pub(crate) fn parse(
-        cx: &Context<'_, '_>,
+        lines: &Context<'_, '_>,
+        functions: &Context<'_, '_>,
         foreign: &mut dyn FnMut(u64) -> Option<NameNode>,
     ) -> Result<Self, gimli::Error> {
-        let functions = Functions::parse(cx, foreign);
+        let cx = lines;
+        let functions = Functions::parse(functions, foreign);
         let lines = match cx.unit.line_program.clone() {
             Some(program) => LineTable::parse(program, cx.skip_zero)
                 .map(|(table, header)| (table, file_table(cx, &header))),
@@ -102,8 +107,8 @@ impl UnitData {
 /// Every file of the line program, by the index rows use (from 0 in DWARF 5, from 1
 /// before).
 fn file_table(cx: &Context<'_, '_>, header: &LineProgramHeader<Slice<'_>>) -> Vec<Option<PathKey>> {
-    let string = |value| cx.sections.attr_str_ref(cx.dwarf, cx.unit, value);
-    let comp_dir = cx.unit.comp_dir.and_then(|d| cx.sections.str_ref(d));
+    let string = |value| cx.string(value);
+    let comp_dir = cx.unit.comp_dir.and_then(|d| cx.slice(d));
     let count = header.file_names().len() + usize::from(header.version() < 5);
     (0..count as u64)
         .map(|index| {

@@ -8,6 +8,7 @@ mod symbols;
 pub(crate) mod symtab;
 
 use std::fs::File;
+use std::io;
 use std::path::{Path, PathBuf};
 
 use memmap2::Mmap;
@@ -36,8 +37,17 @@ pub struct ElfFile {
 }
 
 impl ElfFile {
-    /// Maps and parses the file at `path`.
+    /// Maps and parses the file at `path`, which must be a regular file (or a link to
+    /// one).
     pub fn open(path: &Path) -> Result<Self> {
+        // Paths come from the files being read too (`.gnu_debugaltlink`, split DWARF's
+        // `.dwo` names): opening a FIFO would block for good, and opening a device can
+        // act (a watchdog starts counting). ELF files are regular files.
+        let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
+        if !meta.is_file() {
+            let why = io::Error::new(io::ErrorKind::InvalidInput, "not a regular file");
+            return Err(Error::io(path, why));
+        }
         let file = File::open(path).map_err(|e| Error::io(path, e))?;
         // SAFETY: the mapping is read-only and private. A file truncated or rewritten
         // underneath us could change the bytes we read (or fault on truncation); this is
@@ -112,7 +122,8 @@ impl ElfFile {
         self.segments
             .iter()
             .find(|s| offset >= s.file_offset && offset - s.file_offset < s.file_size)
-            .map(|s| s.vaddr + (offset - s.file_offset))
+            // A malformed segment can claim to end past the address space.
+            .and_then(|s| s.vaddr.checked_add(offset - s.file_offset))
     }
 
     /// The file offset of link-time virtual address `vaddr`, if a segment holds it.
@@ -120,7 +131,7 @@ impl ElfFile {
         self.segments
             .iter()
             .find(|s| vaddr >= s.vaddr && vaddr - s.vaddr < s.file_size)
-            .map(|s| s.file_offset + (vaddr - s.vaddr))
+            .and_then(|s| s.file_offset.checked_add(vaddr - s.vaddr))
     }
 }
 
@@ -150,6 +161,35 @@ mod tests {
         let offset = text.file_offset + 16;
         let vaddr = elf.file_offset_to_vaddr(offset).unwrap();
         assert_eq!(elf.vaddr_to_file_offset(vaddr), Some(offset));
+    }
+
+    #[test]
+    fn only_regular_files_are_opened() {
+        // A device and a directory; a FIFO takes the same path (and would block in open).
+        for path in ["/dev/null", "/"] {
+            let err = ElfFile::open(Path::new(path)).unwrap_err();
+            assert!(matches!(err, Error::Io { .. }), "{path}: {err}");
+        }
+    }
+
+    #[test]
+    fn malformed_segments_do_not_overflow() {
+        let elf = ElfFile {
+            path: PathBuf::new(),
+            map: memmap2::MmapMut::map_anon(1)
+                .unwrap()
+                .make_read_only()
+                .unwrap(),
+            segments: vec![Segment {
+                file_offset: 0x1000,
+                file_size: u64::MAX,
+                vaddr: u64::MAX - 1,
+            }],
+            build_id: None,
+        };
+        assert_eq!(elf.file_offset_to_vaddr(0x1001), Some(u64::MAX));
+        assert_eq!(elf.file_offset_to_vaddr(0x1002), None);
+        assert_eq!(elf.vaddr_to_file_offset(u64::MAX), Some(0x1001));
     }
 
     #[test]

@@ -4,8 +4,8 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::debuginfo::{find_debug_file, has_dwarf, mini_debuginfo};
-use crate::dwarf::{DwarfInfo, Func, PathKey, Row, UnitData, UnitHit};
+use crate::debuginfo::{find_debug_file, find_sup_file, has_dwarf, mini_debuginfo};
+use crate::dwarf::{DwarfFiles, DwarfInfo, Func, PathKey, Row, UnitData, UnitHit};
 use crate::elf::bytes::Bytes;
 use crate::elf::names::{Memo, NameKey, Names};
 use crate::elf::symbols::{self, Table};
@@ -45,7 +45,12 @@ impl ElfResolver {
         } else {
             find_debug_file(&main, debug_dirs).map(Arc::new)
         };
-        let (dwarf, dwarf_error) = match debug.clone().map(DwarfInfo::load) {
+        let files = debug.clone().map(|debug| DwarfFiles {
+            sup: find_sup_file(&debug, debug_dirs).map(Arc::new),
+            binaries: binary_paths(path, &debug),
+            debug,
+        });
+        let (dwarf, dwarf_error) = match files.map(DwarfInfo::load) {
             Some(Ok(dwarf)) => (dwarf, None),
             Some(Err(e)) => (None, Some(e.to_string())),
             None => (None, None),
@@ -125,7 +130,14 @@ impl ElfResolver {
                 return Symbolized::Unknown(self.unknown(addr, unit));
             }
             let (name, offset) = self.symbol_name(symbol, addr, 0);
-            return Symbolized::Frames(vec![self.frame(&name, offset, hit.row, data, false)]);
+            let mut frame = self.frame(&name, offset, hit.row, data, false);
+            if frame.file.is_none() {
+                // Without DWARF, a local symbol's source file is still known from the
+                // symbol table (as llvm-symbolizer reports it too).
+                let file = symbol.and_then(|s| s.file);
+                frame.file = file.map(|f| String::from_utf8_lossy(f).into_owned());
+            }
+            return Symbolized::Frames(vec![frame]);
         }
         let mut frames = Vec::with_capacity(hit.chain.len());
         let mut inner: Option<Func> = None;
@@ -236,6 +248,24 @@ impl ElfResolver {
             Unknown::Unmapped
         }
     }
+}
+
+/// Where split DWARF files of the binary at `path` may be next to: the path as given
+/// (LLVM names the package after it), the file it resolves to, and the debug file.
+fn binary_paths(path: &Path, debug: &ElfFile) -> Vec<PathBuf> {
+    let mut paths = vec![path.to_path_buf()];
+    for other in [
+        std::fs::canonicalize(path).ok(),
+        Some(debug.path().to_path_buf()),
+    ]
+    .into_iter()
+    .flatten()
+    {
+        if !paths.contains(&other) {
+            paths.push(other);
+        }
+    }
+    paths
 }
 
 /// The merged symbol table: the binary's `.symtab`, else the debug file's, else the

@@ -24,6 +24,9 @@ pub(crate) struct Candidate {
     pub(crate) section_end: u64,
     /// File offset of the name's first byte (it runs to a NUL).
     pub(crate) name_offset: u64,
+    /// For a local symbol, the file offset of the name of the source file it came from
+    /// (the `STT_FILE` symbol before it); 0 when unknown.
+    pub(crate) file_offset: u64,
     /// Position in its table.
     pub(crate) index: u32,
 }
@@ -37,9 +40,10 @@ pub(crate) fn count(data: &[u8], table: Table) -> usize {
     }
 }
 
-/// Calls `f` with each function, object and untyped symbol defined in a section of
-/// `table` of the ELF file `data`. ARM mapping symbols (`$a`, `$d`, `$x`) are left out:
-/// they mark code and data, they do not name them.
+/// Calls `f` with each function, object and untyped symbol defined in a loaded
+/// (SHF_ALLOC) section of `table` of the ELF file `data`: what llvm-symbolizer names
+/// addresses by, less the symbols of sections that are not loaded. ARM mapping symbols
+/// (`$a`, `$d`, `$x`) are left out: they mark code and data, they do not name them.
 pub(crate) fn for_each(data: &[u8], table: Table, f: &mut dyn FnMut(Candidate)) {
     match FileKind::parse(data) {
         Ok(FileKind::Elf32) => read::<elf::FileHeader32<Endianness>>(data, table, f),
@@ -71,18 +75,34 @@ fn read<Elf: FileHeader<Endian = Endianness>>(
         .section(symbols.string_section())
         .ok()?
         .file_range(endian)?;
-    let section_ends: Vec<u64> = sections
+    // Where each section ends, if it is loaded at all: a section without SHF_ALLOC
+    // (`.gnu.warning.*` in glibc, `.comment`, debug sections) has no run-time address,
+    // and the symbols in it, at address 0 and up, would name the ELF header.
+    let section_ends: Vec<Option<u64>> = sections
         .iter()
         .map(|s| {
-            s.sh_addr(endian)
-                .into()
-                .saturating_add(s.sh_size(endian).into())
+            let alloc = s.sh_flags(endian).contains(elf::SHF_ALLOC);
+            alloc.then(|| {
+                s.sh_addr(endian)
+                    .into()
+                    .saturating_add(s.sh_size(endian).into())
+            })
         })
         .collect();
     let machine = file.elf_header().e_machine(endian);
     let arm = machine == elf::EM_ARM || machine == elf::EM_AARCH64;
+    // The local symbols of one object file follow the `STT_FILE` symbol naming its
+    // source, which llvm-symbolizer reports as their file when DWARF has none.
+    let mut source_file = 0;
     for (index, sym) in symbols.symbols().iter().enumerate() {
         let kind = sym.st_type();
+        let name = u64::from(sym.st_name(endian));
+        let name_offset = strings_offset.saturating_add(name);
+        let named = name != 0 && name < strings_size;
+        if kind == elf::STT_FILE {
+            source_file = if named { name_offset } else { 0 };
+            continue;
+        }
         if ![
             elf::STT_NOTYPE,
             elf::STT_FUNC,
@@ -94,22 +114,25 @@ fn read<Elf: FileHeader<Endian = Endianness>>(
             continue;
         }
         let section = sym.st_shndx(endian).0;
-        let name = u64::from(sym.st_name(endian));
-        if section == 0 || section >= elf::SHN_LORESERVE || name == 0 || name >= strings_size {
+        if section == 0 || section >= elf::SHN_LORESERVE || !named {
             continue;
         }
-        let name_offset = strings_offset.saturating_add(name);
         if arm && usize::try_from(name_offset).ok().and_then(|o| data.get(o)) == Some(&b'$') {
             continue;
         }
+        let Some(&Some(section_end)) = section_ends.get(usize::from(section)) else {
+            continue;
+        };
         f(Candidate {
             start: sym.st_value(endian).into(),
             size: sym.st_size(endian).into(),
-            section_end: section_ends
-                .get(usize::from(section))
-                .copied()
-                .unwrap_or(u64::MAX),
+            section_end,
             name_offset,
+            file_offset: if sym.st_bind() == elf::STB_LOCAL {
+                source_file
+            } else {
+                0
+            },
             index: u32::try_from(index).unwrap_or(u32::MAX),
         });
     }

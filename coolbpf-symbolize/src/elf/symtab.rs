@@ -1,5 +1,5 @@
 //! The symbol tables of a file (.symtab, .dynsym, the .symtab inside .gnu_debugdata)
-//! merged into one array sorted by address, 24 bytes a symbol with names left in the
+//! merged into one array sorted by address, 32 bytes a symbol with names left in the
 //! file. Sorting a large table costs milliseconds, so the first few lookups (a cold
 //! start that wants one address) scan the tables instead, with the same answers.
 
@@ -13,7 +13,8 @@ use crate::elf::symbols::{self, Candidate, Table};
 /// Lookups answered by scanning before the sorted table is built.
 const SCANS_BEFORE_SORTING: usize = 16;
 
-/// Bits of [`Sym::name`] holding the file offset; the source index is above them.
+/// Bits of [`Sym::name`] and [`Sym::file`] holding the file offset; the source index is
+/// above them.
 const OFFSET_BITS: u32 = 56;
 
 /// One symbol of the sorted table.
@@ -25,6 +26,8 @@ struct Sym {
     end: u64,
     /// Index of the source above [`OFFSET_BITS`], the name's offset in it below.
     name: u64,
+    /// The same for the name of a local symbol's source file; 0 when unknown.
+    file: u64,
 }
 
 /// A symbol covering an address.
@@ -34,6 +37,9 @@ pub(crate) struct SymbolHit<'a> {
     pub(crate) name: &'a [u8],
     /// The symbol's first address.
     pub(crate) start: u64,
+    /// The source file a local symbol came from, by the symbol table's `STT_FILE`
+    /// symbols.
+    pub(crate) file: Option<&'a [u8]>,
 }
 
 /// Symbols of one file, at most one per address.
@@ -77,22 +83,28 @@ impl SymbolTable {
     /// that far. (A sized symbol that ends before `addr` hides any earlier, larger one:
     /// nested symbols are rare, and llvm-symbolizer answers the same way.)
     pub(crate) fn lookup(&self, addr: u64) -> Option<SymbolHit<'_>> {
-        let (start, end, name) = match self.sorted.get() {
+        let sym = match self.sorted.get() {
             Some(sorted) => search(sorted, addr)?,
             None => scan(|f| self.for_each(f), addr)?,
         };
-        if addr >= end {
+        if addr >= sym.end {
             return None;
         }
         let bytes = self
             .sources
-            .get(usize::try_from(name >> OFFSET_BITS).ok()?)?
+            .get(usize::try_from(sym.name >> OFFSET_BITS).ok()?)?
             .0
             .get();
-        let offset = usize::try_from(name & ((1 << OFFSET_BITS) - 1)).ok()?;
+        let at = |tagged: u64| {
+            let offset = usize::try_from(tagged & ((1 << OFFSET_BITS) - 1)).unwrap_or(usize::MAX);
+            c_str_at(bytes, offset)
+        };
         Some(SymbolHit {
-            name: c_str_at(bytes, offset),
-            start,
+            name: at(sym.name),
+            start: sym.start,
+            file: (sym.file != 0)
+                .then(|| at(sym.file))
+                .filter(|f| !f.is_empty()),
         })
     }
 
@@ -130,25 +142,21 @@ fn sorted(mut all: Vec<(u64, Candidate)>) -> Vec<Sym> {
     let mut sorted = Vec::with_capacity(all.len());
     for (i, (source, c)) in all.iter().enumerate() {
         let next = all.get(i + 1).map_or(u64::MAX, |(_, n)| n.start);
-        sorted.push(Sym {
-            start: c.start,
-            end: end(c, next),
-            name: name(*source, c),
-        });
+        sorted.push(sym(*source, c, next));
     }
     sorted
 }
 
-/// `(start, end, name)` of the last symbol of `sorted` starting at or before `addr`.
-fn search(sorted: &[Sym], addr: u64) -> Option<(u64, u64, u64)> {
+/// The last symbol of `sorted` starting at or before `addr`.
+fn search(sorted: &[Sym], addr: u64) -> Option<Sym> {
     let i = sorted.partition_point(|s| s.start <= addr).checked_sub(1)?;
-    sorted.get(i).map(|s| (s.start, s.end, s.name))
+    sorted.get(i).copied()
 }
 
 /// What [`sorted`] and [`search`] would answer, by one pass over the symbols `each`
 /// lists: the preferred symbol starting last at or before `addr`, and the first start
 /// after it.
-fn scan(each: impl FnOnce(&mut dyn FnMut(u64, Candidate)), addr: u64) -> Option<(u64, u64, u64)> {
+fn scan(each: impl FnOnce(&mut dyn FnMut(u64, Candidate)), addr: u64) -> Option<Sym> {
     let mut best: Option<(u64, Candidate)> = None;
     let mut next = u64::MAX;
     each(&mut |source, c| {
@@ -168,7 +176,7 @@ fn scan(each: impl FnOnce(&mut dyn FnMut(u64, Candidate)), addr: u64) -> Option<
         }
     });
     let (source, c) = best?;
-    Some((c.start, end(&c, next), name(source, &c)))
+    Some(sym(source, &c, next))
 }
 
 /// Of two symbols at one address, `Less` for the one to keep: the largest (a label
@@ -188,8 +196,19 @@ fn end(c: &Candidate, next: u64) -> u64 {
     }
 }
 
-fn name(source: u64, c: &Candidate) -> u64 {
-    (source << OFFSET_BITS) | (c.name_offset & ((1 << OFFSET_BITS) - 1))
+/// The table entry for `c` of source `source`, given where the next symbol starts.
+fn sym(source: u64, c: &Candidate, next: u64) -> Sym {
+    let tag = |offset: u64| (source << OFFSET_BITS) | (offset & ((1 << OFFSET_BITS) - 1));
+    Sym {
+        start: c.start,
+        end: end(c, next),
+        name: tag(c.name_offset),
+        file: if c.file_offset == 0 {
+            0
+        } else {
+            tag(c.file_offset)
+        },
+    }
 }
 
 #[cfg(test)]

@@ -2,6 +2,9 @@
 //! asking llvm-symbolizer, and comparing its answers with ours.
 
 pub mod compare;
+pub mod corrupt;
+pub mod lang;
+pub mod split;
 
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
@@ -18,6 +21,11 @@ impl TempDir {
         let _ = std::fs::remove_dir_all(&path);
         std::fs::create_dir_all(&path).unwrap();
         Self(path)
+    }
+
+    /// The directory.
+    pub fn path(&self) -> &Path {
+        &self.0
     }
 
     /// A path inside it.
@@ -48,14 +56,24 @@ where
     I: IntoIterator<Item = S>,
     S: AsRef<OsStr>,
 {
+    run_in(Path::new("."), program, args)
+}
+
+/// Runs `program` with `args` in `dir`, failing the test with its output if it fails.
+pub fn run_in<I, S>(dir: &Path, program: &str, args: I) -> String
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
     let mut command = Command::new(program);
-    command.args(args);
+    command.args(args).current_dir(dir);
     let output = command
         .output()
         .unwrap_or_else(|e| panic!("cannot run {program}: {e}"));
     assert!(
         output.status.success(),
-        "{command:?} failed:\n{}",
+        "{command:?} in {} failed:\n{}",
+        dir.display(),
         String::from_utf8_lossy(&output.stderr)
     );
     String::from_utf8_lossy(&output.stdout).into_owned()
@@ -73,6 +91,24 @@ where
         .stderr(Stdio::null())
         .status()
         .is_ok_and(|s| s.success())
+}
+
+/// Whether two binaries have the same code at the same addresses: every executable
+/// section the same, byte for byte.
+pub fn same_code(a: &Path, b: &Path) -> bool {
+    use object::{Object, ObjectSection, SectionKind};
+    let code = |path: &Path| -> Vec<(String, u64, Vec<u8>)> {
+        let bytes = std::fs::read(path).unwrap();
+        let file = object::File::parse(&*bytes).unwrap();
+        file.sections()
+            .filter(|s| s.kind() == SectionKind::Text)
+            .map(|s| {
+                let name = s.name().unwrap_or_default().to_owned();
+                (name, s.address(), s.data().unwrap_or_default().to_vec())
+            })
+            .collect()
+    };
+    code(a) == code(b)
 }
 
 /// A test program's source in tests/programs.
@@ -118,6 +154,38 @@ pub fn instruction_addrs(binary: &Path, wanted: impl Fn(&str) -> bool) -> Vec<u6
             }
         }
     }
+    addrs
+}
+
+/// The first and last byte of every data object with a size in a data section. Not
+/// thread-local ones (their values are offsets in a thread's block, not addresses), nor
+/// those in notes near the start of the file, where llvm-symbolizer finds lines of
+/// functions the linker discarded (sequences starting at address 0, which we skip).
+pub fn data_addrs(binary: &Path) -> Vec<u64> {
+    use object::{Object, ObjectSection, ObjectSymbol, SectionKind, SymbolKind};
+    let bytes = std::fs::read(binary).unwrap();
+    let file = object::File::parse(&*bytes).unwrap();
+    let in_data = |s: &object::Symbol<'_, '_>| {
+        let section = s
+            .section_index()
+            .and_then(|i| file.section_by_index(i).ok());
+        section.is_some_and(|section| {
+            matches!(
+                section.kind(),
+                SectionKind::Data
+                    | SectionKind::ReadOnlyData
+                    | SectionKind::ReadOnlyString
+                    | SectionKind::UninitializedData
+            )
+        })
+    };
+    let mut addrs: Vec<u64> = file
+        .symbols()
+        .filter(|s| s.kind() == SymbolKind::Data && s.size() > 0 && in_data(s))
+        .flat_map(|s| [s.address(), s.address() + s.size() - 1])
+        .collect();
+    addrs.sort_unstable();
+    addrs.dedup();
     addrs
 }
 

@@ -6,14 +6,16 @@ fn candidate(start: u64, size: u64, index: u32) -> Candidate {
         size,
         section_end: 0x1000,
         name_offset: u64::from(index),
+        file_offset: 0,
         index,
     }
 }
 
 /// `(start, end, name offset)` by sorting and searching, checked against scanning.
 fn find(symbols: &[(u64, Candidate)], addr: u64) -> Option<(u64, u64, u64)> {
-    let by_search = search(&sorted(symbols.to_vec()), addr);
-    let by_scan = scan(|f| symbols.iter().for_each(|&(s, c)| f(s, c)), addr);
+    let tuple = |s: Sym| (s.start, s.end, s.name);
+    let by_search = search(&sorted(symbols.to_vec()), addr).map(tuple);
+    let by_scan = scan(|f| symbols.iter().for_each(|&(s, c)| f(s, c)), addr).map(tuple);
     assert_eq!(by_search, by_scan, "at {addr:#x}");
     by_search.filter(|&(_, end, _)| addr < end)
 }
@@ -81,13 +83,21 @@ fn a_real_table_answers_the_same_sorted_and_scanned() {
         .collect();
     let scanned: Vec<_> = probes
         .iter()
-        .map(|&a| table.lookup(a).map(|h| (h.start, h.name.to_vec())))
+        .map(|&a| {
+            table
+                .lookup(a)
+                .map(|h| (h.start, h.name.to_vec(), h.file.map(<[u8]>::to_vec)))
+        })
         .collect();
     table.prepare(SCANS_BEFORE_SORTING + 1);
     assert!(table.sorted.get().is_some());
     let searched: Vec<_> = probes
         .iter()
-        .map(|&a| table.lookup(a).map(|h| (h.start, h.name.to_vec())))
+        .map(|&a| {
+            table
+                .lookup(a)
+                .map(|h| (h.start, h.name.to_vec(), h.file.map(<[u8]>::to_vec)))
+        })
         .collect();
     assert_eq!(scanned, searched);
     assert!(searched.iter().flatten().count() > probes.len() / 3);
