@@ -40,3 +40,60 @@ run_pid=$!
 sleep 1
 /bin/true json-demo
 wait "$run_pid"
+
+section "profile: every CPU for 10 s while a C program spins in burn_cpu (flame.svg, top 10)"
+# The workload is built here with frame pointers, which user stacks are walked by. Two
+# profilers run side by side (each with its own perf events): one draws flame.svg, the
+# other writes folded stacks, from which the top functions are counted.
+profile_dir=$(mktemp -d)
+cat > "$profile_dir/burn.c" <<'EOF'
+#include <stdlib.h>
+#include <time.h>
+
+volatile unsigned long long sink;
+
+static double now(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+__attribute__((noinline)) void burn_cpu(double seconds)
+{
+	double end = now() + seconds;
+	unsigned long long x = 1;
+
+	do {
+		for (int i = 0; i < 1000000; i++)
+			x = x * 6364136223846793005ULL + 1442695040888963407ULL;
+		sink = x;
+	} while (now() < end);
+}
+
+int main(int argc, char **argv)
+{
+	burn_cpu(argc > 1 ? atof(argv[1]) : 12);
+	return 0;
+}
+EOF
+"${CC:-cc}" -O1 -g -fno-omit-frame-pointer "$profile_dir/burn.c" -o "$profile_dir/burn"
+"$profile_dir/burn" 12 &
+burn_pid=$!
+"$coolbpf" profile --duration 10 --format svg -o flame.svg &
+svg_pid=$!
+"$coolbpf" profile --duration 10 -o "$profile_dir/profile.folded"
+wait "$svg_pid"
+wait "$burn_pid"
+echo "wrote flame.svg ($(wc -c < flame.svg) bytes); open it in a browser to explore the stacks"
+echo
+echo "top 10 functions by self samples (the innermost frame of each stack):"
+awk '{
+	i = match($0, / [0-9]+$/)
+	n = split(substr($0, 1, i - 1), frames, ";")
+	self[frames[n]] += substr($0, i + 1)
+	total += substr($0, i + 1)
+} END {
+	for (f in self) printf "%8d %6.2f%%  %s\n", self[f], 100 * self[f] / total, f
+}' "$profile_dir/profile.folded" | sort -rn | head -10
+rm -rf "$profile_dir"

@@ -15,6 +15,7 @@ packages=(
   bpftrace         # reference peer in tests
   linux-perf       # reference peer in tests and benchmarks (perf record, perf stat)
   golang-go        # `go tool pprof` validates our pprof output in tests
+  dwz              # builds the dwz (supplementary debug file) test variants
   gcc
   make
 )
@@ -40,3 +41,4 @@ if ! command -v cargo >/dev/null; then
   echo "install-deps: cargo not found: install a Rust toolchain (rustup or Debian's cargo)" >&2
   exit 1
 fi
+

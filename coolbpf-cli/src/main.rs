@@ -38,6 +38,9 @@ enum Command {
     Run(commands::run::RunArgs),
     /// Addresses to functions, files and lines: of a process, an ELF file, or the kernel.
     Symbolize(commands::symbolize::SymbolizeArgs),
+    /// Sample on-CPU stacks (or measure off-CPU time) and write a profile: folded stacks,
+    /// pprof, a flame graph SVG, or JSON lines.
+    Profile(commands::profile::ProfileArgs),
 }
 
 fn main() -> ExitCode {
@@ -58,6 +61,7 @@ fn main() -> ExitCode {
         }
         Command::Run(args) => commands::run::run(&args),
         Command::Symbolize(args) => commands::symbolize::run(&args),
+        Command::Profile(args) => commands::profile::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -149,11 +149,11 @@ fn features_and_list_json_parse() {
         .map(|l| serde_json::from_str(l).expect("json line"))
         .collect();
     let names: Vec<&str> = probes.iter().filter_map(|p| p["name"].as_str()).collect();
-    assert_eq!(names, ["syscount", "execsnoop"]);
-    assert!(
-        probes.iter().all(|p| p["available"] == true),
-        "both probes run on this kernel: {probes:?}"
-    );
+    for required in ["syscount", "execsnoop"] {
+        assert!(names.contains(&required), "{required} is registered: {names:?}");
+    }
+    let unavailable: Vec<&Value> = probes.iter().filter(|p| p["available"] != true).collect();
+    assert!(unavailable.is_empty(), "every probe runs on this kernel: {unavailable:?}");
 }
 
 #[test]

@@ -9,6 +9,14 @@
 //! |---|---|---|
 //! | [`syscount`] | system calls per process and syscall | `raw_syscalls:sys_enter` |
 //! | [`execsnoop`] | every successful exec, with its args | `sched:sched_process_exec` |
+//! | [`runqlat`] | run-queue latency histograms (total, per CPU, per process) | `sched:sched_wakeup`, `sched:sched_wakeup_new`, `sched:sched_switch` |
+//! | [`cpudist`] | on-CPU time histograms (total, per process) | `sched:sched_switch` |
+//! | [`runqslower`] | each run-queue wait above a threshold, with the task it waited behind | `sched:sched_wakeup`, `sched:sched_wakeup_new`, `sched:sched_switch` |
+//! | [`offcpu`] | off-CPU time by kernel and user stack | `sched:sched_switch` |
+//! | [`hardirqs`] | time in hard interrupt handlers, per IRQ | `irq:irq_handler_entry`, `irq:irq_handler_exit` |
+//! | [`softirqs`] | time in soft interrupt handlers, per vector | `irq:softirq_entry`, `irq:softirq_exit` |
+//! | [`nosched`] | tasks in kernel mode without rescheduling beyond a threshold, with their stack | `perf_event` (`cpu-clock`), `sched:sched_switch`, `raw_syscalls:sys_exit` |
+//! | [`profile`] | on-CPU stacks (kernel and user) sampled at a fixed rate, symbolized | `perf_event` (`cpu-clock` or `cycles`) |
 //!
 //! # Example: count one process's system calls
 //!
@@ -24,9 +32,18 @@
 //! # Ok(()) }
 //! ```
 
+pub mod cpudist;
 pub mod execsnoop;
+pub mod hardirqs;
+pub mod nosched;
+pub mod offcpu;
 pub mod options;
+pub mod profile;
 pub mod registry;
+pub mod runqlat;
+pub mod runqslower;
+pub mod sched;
+pub mod softirqs;
 pub mod syscount;
 
 pub use options::{OptionSpec, ProbeOptions};

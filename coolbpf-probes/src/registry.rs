@@ -117,6 +117,114 @@ static REGISTRY: &[ProbeInfo] = &[
             )))
         },
     },
+    ProbeInfo {
+        name: crate::runqlat::NAME,
+        category: Category::Sched,
+        description: "run-queue latency histograms (us): in all, per CPU or per process",
+        hooks: &["sched:sched_wakeup", "sched:sched_wakeup_new", "sched:sched_switch"],
+        requires: &[SYSCALL_HOOKS],
+        options: crate::runqlat::OPTIONS,
+        create: |options| {
+            Ok(Box::new(crate::runqlat::RunqlatPlugin::new(
+                crate::runqlat::RunqlatConfig::from_options(options)?,
+            )))
+        },
+    },
+    ProbeInfo {
+        name: crate::cpudist::NAME,
+        category: Category::Sched,
+        description: "on-CPU time per scheduling, as histograms (us): in all or per process",
+        hooks: &["sched:sched_switch"],
+        requires: &[SYSCALL_HOOKS],
+        options: crate::cpudist::OPTIONS,
+        create: |options| {
+            Ok(Box::new(crate::cpudist::CpudistPlugin::new(
+                crate::cpudist::CpudistConfig::from_options(options)?,
+            )))
+        },
+    },
+    ProbeInfo {
+        name: crate::runqslower::NAME,
+        category: Category::Sched,
+        description: "each run-queue wait above min_us, with the task that had the CPU",
+        hooks: &["sched:sched_wakeup", "sched:sched_wakeup_new", "sched:sched_switch"],
+        requires: &[SYSCALL_HOOKS, &["ringbuf"]],
+        options: crate::runqslower::OPTIONS,
+        create: |options| {
+            Ok(Box::new(crate::runqslower::RunqslowerPlugin::new(
+                crate::runqslower::RunqslowerConfig::from_options(options)?,
+            )))
+        },
+    },
+    ProbeInfo {
+        name: crate::offcpu::NAME,
+        category: Category::Cpu,
+        description: "off-CPU time by kernel and user stack, symbolized",
+        hooks: &["sched:sched_switch"],
+        requires: &[SYSCALL_HOOKS, &["stack_trace_map"]],
+        options: crate::offcpu::OPTIONS,
+        create: |options| {
+            Ok(Box::new(crate::offcpu::OffCpuPlugin::new(
+                crate::offcpu::OffCpuConfig::from_options(options)?,
+            )))
+        },
+    },
+    ProbeInfo {
+        name: crate::hardirqs::NAME,
+        category: Category::Cpu,
+        description: "time in hard interrupt handlers per IRQ, as histograms (ns)",
+        hooks: &["irq:irq_handler_entry", "irq:irq_handler_exit"],
+        requires: &[SYSCALL_HOOKS],
+        options: crate::hardirqs::OPTIONS,
+        create: |options| {
+            Ok(Box::new(crate::hardirqs::HardirqsPlugin::new(
+                crate::hardirqs::HardirqsConfig::from_options(options)?,
+            )))
+        },
+    },
+    ProbeInfo {
+        name: crate::softirqs::NAME,
+        category: Category::Cpu,
+        description: "time in soft interrupt handlers per vector, as histograms (ns)",
+        hooks: &["irq:softirq_entry", "irq:softirq_exit"],
+        requires: &[SYSCALL_HOOKS],
+        options: crate::softirqs::OPTIONS,
+        create: |options| {
+            Ok(Box::new(crate::softirqs::SoftirqsPlugin::new(
+                crate::softirqs::SoftirqsConfig::from_options(options)?,
+            )))
+        },
+    },
+    ProbeInfo {
+        name: crate::nosched::NAME,
+        category: Category::Sched,
+        description: "tasks in kernel mode without rescheduling beyond threshold_us, with their kernel stack",
+        hooks: &[
+            "perf_event:cpu-clock",
+            "sched:sched_switch",
+            "raw_syscalls:sys_exit",
+        ],
+        requires: &[SYSCALL_HOOKS, &["perf_event_software"], &["bpf_get_stack"], &["ringbuf"]],
+        options: crate::nosched::OPTIONS,
+        create: |options| {
+            Ok(Box::new(crate::nosched::NoschedPlugin::new(
+                crate::nosched::NoschedConfig::from_options(options)?,
+            )))
+        },
+    },
+    ProbeInfo {
+        name: crate::profile::NAME,
+        category: Category::Cpu,
+        description: "on-CPU stacks, kernel and user, sampled at a fixed rate and symbolized",
+        hooks: &["perf_event:cpu-clock", "perf_event:cycles"],
+        requires: &[&["perf_event_software"], &["bpf_get_stack"], &["ringbuf"]],
+        options: crate::profile::OPTIONS,
+        create: |options| {
+            Ok(Box::new(crate::profile::ProfilePlugin::new(
+                crate::profile::ProfileConfig::from_options(options)?,
+            )))
+        },
+    },
 ];
 
 /// Every probe in the catalogue.

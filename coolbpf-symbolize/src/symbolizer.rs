@@ -10,10 +10,8 @@ use crate::dwarf::{DwarfInfo, Slice, UnitHit};
 use crate::elf::resolver::{ElfResolver, UnitEntry};
 use crate::error::{Error, Result};
 use crate::frame::{Symbolized, Unknown};
+use crate::normalize::DEFAULT_DEBUG_DIR;
 use crate::source::Source;
-
-/// Where separate debug files are looked for unless configured otherwise.
-const DEFAULT_DEBUG_DIR: &str = "/usr/lib/debug";
 
 /// The default cache budget: enough for the DWARF units a large profile touches, small
 /// next to the binaries it describes.
@@ -86,6 +84,7 @@ impl SymbolizerBuilder {
     /// `/usr/lib/debug`): `DIR/.build-id/xx/rest.debug` by build id, and
     /// `DIR/<binary's directory>/<debuglink name>` for a `.gnu_debuglink`. The binary's
     /// own directory and its `.debug/` subdirectory are always searched for a debuglink.
+    /// [`Symbolizer::symbolize_file_offsets`] finds files given by build id here too.
     #[must_use]
     pub fn debug_dirs<I, P>(mut self, dirs: I) -> Self
     where
@@ -138,6 +137,12 @@ impl Symbolizer {
     /// Options for a symbolizer.
     pub fn builder() -> SymbolizerBuilder {
         SymbolizerBuilder::default()
+    }
+
+    /// The directories searched for separate debug files and build ids, as configured
+    /// with [`SymbolizerBuilder::debug_dirs`].
+    pub(crate) fn debug_dirs(&self) -> &[PathBuf] {
+        &self.debug_dirs
     }
 
     /// Symbolizes `addrs` (in the address space `source` defines). The result has one

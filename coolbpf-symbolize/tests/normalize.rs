@@ -7,6 +7,7 @@ use std::process::Command;
 
 use coolbpf_symbolize::{
     normalize, Error, FileOffset, FileRef, Normalized, Source, Symbolized, Symbolizer, Unknown,
+    DEFAULT_DEBUG_DIR,
 };
 use object::Object;
 
@@ -131,11 +132,15 @@ fn symbolizing_normalized_addresses_equals_symbolizing_the_process() {
             .clone()
             .expect("test binaries and libc have build ids");
         let dir = debug_dir("roundtrip", &id, "", Path::new(&f.path));
-        let by_id = symbolizer.symbolize_file_offsets_in(
-            &FileRef::BuildId(id.to_uppercase()),
-            &[f.file_offset, f.file_offset],
-            std::slice::from_ref(&dir),
-        );
+        // The default directory stays second, so separate debug files are found as
+        // they were for the direct answer.
+        let by_id = Symbolizer::builder()
+            .debug_dirs([dir.clone(), PathBuf::from(DEFAULT_DEBUG_DIR)])
+            .build()
+            .symbolize_file_offsets(
+                &FileRef::BuildId(id.to_uppercase()),
+                &[f.file_offset, f.file_offset],
+            );
         let _ = std::fs::remove_dir_all(&dir);
         assert_eq!(
             by_id.unwrap(),
@@ -164,11 +169,10 @@ fn a_separate_debug_file_alone_cannot_place_file_offsets() {
     }
     let dir = debug_dir("only", &id, ".debug", &debug);
     let (_, offset) = expected_location(marker_addr());
-    let result = Symbolizer::new().symbolize_file_offsets_in(
-        &FileRef::BuildId(id),
-        &[offset],
-        std::slice::from_ref(&dir),
-    );
+    let result = Symbolizer::builder()
+        .debug_dirs([&dir])
+        .build()
+        .symbolize_file_offsets(&FileRef::BuildId(id), &[offset]);
     let _ = std::fs::remove_dir_all(&dir);
     let _ = std::fs::remove_file(&debug);
     match &result.unwrap()[0] {
@@ -184,9 +188,10 @@ fn bad_and_unknown_build_ids_are_errors() {
     let symbolizer = Symbolizer::new();
     let bad = symbolizer.symbolize_file_offsets(&FileRef::BuildId("../../etc".into()), &[0]);
     assert!(matches!(bad, Err(Error::InvalidArgument(_))), "{bad:?}");
-    let dirs = [PathBuf::from("/nonexistent-coolbpf-debug")];
-    let missing =
-        symbolizer.symbolize_file_offsets_in(&FileRef::BuildId("deadbeef".into()), &[0], &dirs);
+    let missing = Symbolizer::builder()
+        .debug_dirs(["/nonexistent-coolbpf-debug"])
+        .build()
+        .symbolize_file_offsets(&FileRef::BuildId("deadbeef".into()), &[0]);
     let err = missing.unwrap_err();
     assert!(
         matches!(&err, Error::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound)

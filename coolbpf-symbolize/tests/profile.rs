@@ -570,27 +570,21 @@ fn own_process_profile() {
         .iter()
         .filter_map(|l| l.unknown.as_deref())
         .collect();
-    if reasons.iter().any(|why| why.contains("not implemented")) {
-        // Until process (ELF) symbolization lands, the error must come back as unknown
-        // frames, counted, and never fail the profile.
-        assert_eq!(reasons.len(), 2, "{reasons:?}");
-        assert_eq!(symbolized.unknown_addresses(), 2);
-        assert_eq!(symbolized.folded(), "profile-test;[unknown];[unknown] 6\n");
-        if let Some(failure) = symbolized.failures().first() {
-            assert_eq!(failure.space, AddressSpace::Process(pid));
-            assert_eq!(failure.addresses, 2);
-        }
-        eprintln!(
-            "NOTE: process symbolization not implemented yet: {}",
-            reasons[0]
-        );
-    } else {
-        assert_eq!(symbolized.unknown_addresses(), 0);
-        let names = stack.frame_names();
-        assert!(names[0].ends_with("own_caller"), "{names:?}");
-        assert!(names[1].ends_with("own_leaf"), "{names:?}");
-        assert_eq!(symbolized.top(1).entries[0].self_weight, 6);
-    }
+    assert!(reasons.is_empty(), "{reasons:?}");
+    assert!(
+        symbolized.failures().is_empty(),
+        "{:?}",
+        symbolized.failures()
+    );
+    assert_eq!(symbolized.unknown_addresses(), 0);
+    // Root first: the caller, then the leaf it called.
+    let names = stack.frame_names();
+    assert_eq!(names.len(), 2, "{names:?}");
+    assert!(names[0].ends_with("own_caller"), "{names:?}");
+    assert!(names[1].ends_with("own_leaf"), "{names:?}");
+    let top = symbolized.top(1);
+    assert!(top.entries[0].function.ends_with("own_leaf"), "{top:?}");
+    assert_eq!(top.entries[0].self_weight, 6);
 }
 
 /// The address of the kernel's `schedule`, from /proc/kallsyms; `None` (with a message)

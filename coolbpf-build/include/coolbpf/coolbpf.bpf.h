@@ -157,14 +157,34 @@ static __always_inline __u32 coolbpf_log2_slot(__u64 value)
 	return bits + (__u32)value;
 }
 
+/*
+ * Clamps `slot` to `max` on the very register that will index the array. A plain C
+ * `if (slot > max) slot = max;` is not enough: clang 14 may test one copy of the value and
+ * index with another, and the verifier then rejects an "unbounded memory access".
+ */
+static __always_inline __u64 coolbpf_clamp_slot(__u64 slot, const __u64 max)
+{
+	asm volatile("if %0 <= %1 goto +1; %0 = %1" : "+r"(slot) : "i"(max));
+	return slot;
+}
+
+/* Adds `value` to a histogram several CPUs may update (a shared map value). */
 static __always_inline void coolbpf_log2_hist_add(struct coolbpf_log2_hist *hist, __u64 value)
 {
-	__u32 slot = coolbpf_log2_slot(value);
+	__u64 slot = coolbpf_clamp_slot(coolbpf_log2_slot(value), COOLBPF_LOG2_SLOTS - 1);
 
-	if (slot >= COOLBPF_LOG2_SLOTS)
-		slot = COOLBPF_LOG2_SLOTS - 1;
 	__sync_fetch_and_add(&hist->slots[slot], 1);
 	__sync_fetch_and_add(&hist->sum, value);
+}
+
+/* Adds `value` to a per-CPU histogram that only non-nesting programs on this CPU update
+ * (sched_switch, irq handlers' entry/exit pairs): no atomics needed. */
+static __always_inline void coolbpf_log2_hist_add_percpu(struct coolbpf_log2_hist *hist, __u64 value)
+{
+	__u64 slot = coolbpf_clamp_slot(coolbpf_log2_slot(value), COOLBPF_LOG2_SLOTS - 1);
+
+	hist->slots[slot] += 1;
+	hist->sum += value;
 }
 
 /* Linear histogram: slot i holds [min + i*step, min + (i+1)*step); the last slot
@@ -181,10 +201,9 @@ struct coolbpf_linear_hist {
 static __always_inline void coolbpf_linear_hist_add(struct coolbpf_linear_hist *hist, __u64 value,
 						    __u64 min, __u64 step)
 {
-	__u64 slot = value > min && step ? (value - min) / step : 0;
+	__u64 slot = coolbpf_clamp_slot(value > min && step ? (value - min) / step : 0,
+					 COOLBPF_LINEAR_SLOTS - 1);
 
-	if (slot >= COOLBPF_LINEAR_SLOTS)
-		slot = COOLBPF_LINEAR_SLOTS - 1;
 	__sync_fetch_and_add(&hist->slots[slot], 1);
 	__sync_fetch_and_add(&hist->sum, value);
 }

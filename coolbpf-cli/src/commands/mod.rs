@@ -2,5 +2,6 @@
 
 pub mod features;
 pub mod list;
+pub mod profile;
 pub mod run;
 pub mod symbolize;

@@ -12,7 +12,7 @@ use std::num::NonZeroU64;
 use std::sync::Arc;
 
 use gimli::{AttributeValue, EndianSlice, RunTimeEndian, SectionId, Unit};
-use object::{Object, ObjectSection};
+use object::{CompressionFormat, Object, ObjectSection};
 
 use crate::elf::bytes::{c_str_at, offset_within};
 use crate::elf::ElfFile;
@@ -286,6 +286,18 @@ fn load_section(
     let Some(section) = name.and_then(|name| object.section_by_name(name)) else {
         return Ok(SectionBytes::Missing);
     };
+    if let Ok(range) = section.compressed_file_range() {
+        let claimed = range.uncompressed_size;
+        if range.format != CompressionFormat::None
+            && !plausible_size(range.compressed_size, claimed)
+        {
+            let (name, compressed) = (name.unwrap_or_default(), range.compressed_size);
+            return Err(Error::malformed(
+                file.path(),
+                format!("{name}: {compressed} compressed bytes cannot hold the {claimed} claimed"),
+            ));
+        }
+    }
     let data = section.uncompressed_data().map_err(|e| {
         let name = name.unwrap_or_default();
         Error::malformed(file.path(), format!("cannot decompress {name}: {e}"))
@@ -302,8 +314,33 @@ fn load_section(
     })
 }
 
+/// How many times its compressed size a section may claim to be: deflate cannot do more
+/// than about 1032, and real DWARF stays near 10.
+const MAX_COMPRESSION_RATIO: u64 = 1024;
+
+/// Decompressed bytes any section may claim, whatever its compressed size.
+const ALWAYS_PLAUSIBLE: u64 = 16 << 20;
+
+/// Whether `compressed` bytes may hold the `uncompressed` their header claims. The
+/// claim is allocated (and, for zstd, zero-filled) before anything is decoded: a few
+/// bytes of header must not cost gigabytes.
+fn plausible_size(compressed: u64, uncompressed: u64) -> bool {
+    uncompressed <= ALWAYS_PLAUSIBLE.max(compressed.saturating_mul(MAX_COMPRESSION_RATIO))
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn decompression_bombs_are_implausible() {
+        use super::plausible_size;
+        assert!(plausible_size(0, 16 << 20));
+        assert!(plausible_size(100 << 20, 1 << 30));
+        assert!(plausible_size(1 << 20, 1 << 30));
+        // A 23 KB zstd .debug_info claiming 6 GiB, which ruzstd would zero-fill first.
+        assert!(!plausible_size(4640, 6 << 30));
+        assert!(plausible_size(u64::MAX, u64::MAX), "saturates, no overflow");
+    }
+
     use super::*;
 
     #[test]

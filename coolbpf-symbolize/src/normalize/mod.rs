@@ -21,7 +21,8 @@ use crate::symbolizer::Symbolizer;
 use distinct::Distinct;
 use offsets::symbolize_offsets;
 
-/// Where distributions install debug files; the default for [`FileRef::BuildId`].
+/// Where distributions install debug files: the default debug directory of a
+/// [`Symbolizer`], searched for separate debug files and for [`FileRef::BuildId`].
 pub const DEFAULT_DEBUG_DIR: &str = "/usr/lib/debug";
 
 /// A normalized address, or why the address has no file behind it.
@@ -109,27 +110,19 @@ pub fn normalize(pid: u32, addrs: &[u64]) -> Result<Vec<Normalized>> {
 }
 
 impl Symbolizer {
-    /// Symbolizes offsets into a file (as [`normalize`] produced them), finding a file
-    /// given by build id under [`DEFAULT_DEBUG_DIR`]. One result per offset, in order.
+    /// Symbolizes offsets into a file (as [`normalize`] produced them). A file given by
+    /// build id is looked for under the symbolizer's debug directories
+    /// ([`SymbolizerBuilder::debug_dirs`](crate::SymbolizerBuilder::debug_dirs), default
+    /// [`DEFAULT_DEBUG_DIR`]), each holding a `.build-id` directory, in order. One result
+    /// per offset, in order.
     pub fn symbolize_file_offsets(
         &self,
         file: &FileRef,
         offsets: &[u64],
     ) -> Result<Vec<Symbolized>> {
-        self.symbolize_file_offsets_in(file, offsets, &[PathBuf::from(DEFAULT_DEBUG_DIR)])
-    }
-
-    /// Like [`symbolize_file_offsets`](Self::symbolize_file_offsets), looking for build
-    /// ids under `debug_dirs` (each holding a `.build-id` directory), in order.
-    pub fn symbolize_file_offsets_in(
-        &self,
-        file: &FileRef,
-        offsets: &[u64],
-        debug_dirs: &[PathBuf],
-    ) -> Result<Vec<Symbolized>> {
         let elf = match file {
             FileRef::Path(path) => ElfFile::open(path)?,
-            FileRef::BuildId(id) => build_id::open_by_build_id(id, debug_dirs)?,
+            FileRef::BuildId(id) => build_id::open_by_build_id(id, self.debug_dirs())?,
         };
         let distinct = Distinct::new(offsets);
         let results = symbolize_offsets(self, &elf, distinct.addrs());

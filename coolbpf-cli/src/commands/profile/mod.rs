@@ -1,0 +1,206 @@
+//! `coolbpf profile [--duration S] [--freq HZ] [--pid P] [--off-cpu]
+//! [--format folded|pprof|svg|json] [-o FILE]`
+//!
+//! On-CPU: [`ProfileSession`] at `--freq` on every CPU (or each thread of `--pid`),
+//! symbolizing user addresses every second while the processes still run. Off-CPU: the
+//! registry's `offcpu` probe. Data goes to stdout or `-o FILE`; a progress line goes to
+//! stderr when it is a terminal; warnings (losses, symbolization failures) go to stderr.
+
+mod offcpu;
+mod output;
+mod progress;
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use clap::Args;
+use coolbpf_core::{labels, Environment, Error, Metric, Result};
+use coolbpf_probes::profile::{stack_record, ProfileConfig, ProfileSession, SessionResult, NAME};
+use coolbpf_symbolize::profile::{AddressSpace, FlameGraphOptions, PprofOptions};
+
+use crate::signal;
+use output::{Output, OutputFormat, Rendered};
+use progress::Progress;
+
+/// Arguments of `coolbpf profile`.
+#[derive(Debug, Args)]
+pub struct ProfileArgs {
+    /// Stop after this many seconds (default: run until Ctrl-C).
+    #[arg(long, value_name = "S")]
+    duration: Option<f64>,
+    /// Samples per second, per CPU (per thread with --pid) [default: 99].
+    #[arg(long, value_name = "HZ")]
+    freq: Option<u64>,
+    /// Only this process (all its threads).
+    #[arg(long, value_name = "P")]
+    pid: Option<u32>,
+    /// Off-CPU time (blocked, sleeping, waiting to run) by stack, instead of on-CPU samples.
+    #[arg(long)]
+    off_cpu: bool,
+    /// Output format.
+    #[arg(long, value_enum, value_name = "FORMAT", default_value = "folded")]
+    format: OutputFormat,
+    /// Write to FILE instead of stdout.
+    #[arg(short = 'o', long = "output", value_name = "FILE")]
+    output: Option<PathBuf>,
+}
+
+/// Profiles until the duration ends, a signal arrives, or the `--pid` process exits, then
+/// writes the profile.
+pub fn run(args: &ProfileArgs) -> Result<()> {
+    let duration = args
+        .duration
+        .map(|seconds| {
+            Duration::try_from_secs_f64(seconds)
+                .ok()
+                .filter(|d| !d.is_zero())
+                .ok_or_else(|| {
+                    Error::InvalidArgument(format!(
+                        "--duration {seconds}: expected a positive number of seconds"
+                    ))
+                })
+        })
+        .transpose()?;
+    if args.off_cpu && args.freq.is_some() {
+        return Err(Error::InvalidArgument(
+            "--freq sets the on-CPU sampling rate; --off-cpu measures every switch".into(),
+        ));
+    }
+    if let Some(pid) = args.pid {
+        if !process_exists(pid) {
+            return Err(Error::NotFound {
+                what: "process",
+                name: pid.to_string(),
+                known: Vec::new(),
+            });
+        }
+    }
+    if args.off_cpu {
+        return offcpu::run(args.pid, duration, args.format, args.output.as_deref());
+    }
+    let config = ProfileConfig {
+        frequency: args.freq.unwrap_or(99),
+        pid: args.pid,
+        interval: None,
+        ..ProfileConfig::default()
+    };
+    // Bad values are reported before anything is created or loaded.
+    config.validate()?;
+    let output = Output::open(args.output.as_deref(), args.format)?;
+    Environment::prepare()?;
+    let mut session = ProfileSession::start(&config)?;
+    signal::install();
+    let (started, wall) = (Instant::now(), SystemTime::now());
+    let scope = args
+        .pid
+        .map_or_else(|| "all CPUs".to_owned(), |pid| format!("pid {pid}"));
+    let mut progress = Progress::on_stderr();
+    let waited = progress::wait(started, duration, || {
+        session.tick()?;
+        progress.show(&format!(
+            "profiling {scope} at {} Hz: {}, {} samples",
+            config.frequency,
+            progress::time_text(started, duration),
+            session.profiler().sample_count()
+        ));
+        // Like perf record -p: the profile ends with its process.
+        Ok(args.pid.is_none_or(process_exists))
+    });
+    progress.clear();
+    let elapsed = started.elapsed();
+    let event = session.profiler().event();
+    let result = session.finish()?;
+    waited?;
+    warn(&result);
+    let mut pprof = PprofOptions::cpu(config.frequency);
+    pprof.time_nanos = unix_nanos(wall);
+    pprof.duration_nanos = i64::try_from(elapsed.as_nanos()).unwrap_or(i64::MAX);
+    let flamegraph = FlameGraphOptions {
+        title: "coolbpf profile".into(),
+        subtitle: Some(format!(
+            "{} samples of {scope} at {} Hz ({event}) over {:.1} s",
+            result.samples,
+            config.frequency,
+            elapsed.as_secs_f64()
+        )),
+        count_name: "samples".into(),
+    };
+    let mut metrics = vec![Metric::counter(
+        NAME,
+        "samples_total",
+        labels! {},
+        result.samples,
+    )];
+    metrics.extend(result.losses.to_metrics(NAME));
+    let records = result
+        .profile
+        .stacks()
+        .iter()
+        .map(|stack| stack_record(NAME, stack, result.last_sample_ns))
+        .collect();
+    let rendered = Rendered {
+        profile: &result.profile,
+        records,
+        metrics,
+        pprof,
+        flamegraph,
+    };
+    output.write(args.format, &rendered)
+}
+
+fn process_exists(pid: u32) -> bool {
+    Path::new(&format!("/proc/{pid}")).exists()
+}
+
+fn unix_nanos(time: SystemTime) -> i64 {
+    time.duration_since(UNIX_EPOCH)
+        .ok()
+        .and_then(|d| i64::try_from(d.as_nanos()).ok())
+        .unwrap_or(0)
+}
+
+/// Says on stderr what the profile is missing, if anything.
+fn warn(result: &SessionResult) {
+    let kernel = &result.losses.kernel;
+    if kernel.ringbuf_reserve > 0 {
+        eprintln!(
+            "coolbpf: warning: {} samples lost: the ring buffer was full",
+            kernel.ringbuf_reserve
+        );
+    }
+    if kernel.stack > 0 {
+        eprintln!(
+            "coolbpf: warning: {} stack walks failed (those samples lack that half of their stack)",
+            kernel.stack
+        );
+    }
+    if result.losses.decode_errors > 0 {
+        eprintln!(
+            "coolbpf: warning: {} samples could not be decoded",
+            result.losses.decode_errors
+        );
+    }
+    // Processes that exit between a sample and the next second's symbolization are
+    // common on a busy machine (compilers, shells): one line for all of them.
+    let (exited, other): (Vec<_>, Vec<_>) = result.failures.iter().partition(|failure| {
+        matches!(failure.space, AddressSpace::Process(_)) && failure.error.contains("not found")
+    });
+    if !exited.is_empty() {
+        let addresses: usize = exited.iter().map(|failure| failure.addresses).sum();
+        eprintln!(
+            "coolbpf: note: {} processes exited before they could be symbolized \
+             ({addresses} addresses show as [unknown])",
+            exited.len()
+        );
+    }
+    for failure in other {
+        let space = match failure.space {
+            AddressSpace::Kernel => "the kernel".to_owned(),
+            AddressSpace::Process(pid) => format!("pid {pid}"),
+        };
+        eprintln!(
+            "coolbpf: warning: {} addresses of {space} not symbolized: {}",
+            failure.addresses, failure.error
+        );
+    }
+}

@@ -1,0 +1,149 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/* runqlat: how long runnable tasks wait for a CPU, as a log2 histogram in microseconds.
+ *
+ * A task joins the run queue when it is woken (sched_wakeup, sched_wakeup_new) or when
+ * it is switched out while still runnable (preempted, or yielding); it leaves the queue
+ * when it is switched in. The time between the two is its run-queue latency.
+ *
+ * Each hook has three entry points with the same logic, chosen at load time: tp_btf,
+ * raw_tp, then the classic tracepoint (whose context has thread ids only: the tgid comes
+ * from sched.bpf.h's cache). */
+#define SCHED_TGID_CACHE
+#define SCHED_RUNQUEUE
+#include "sched.bpf.h"
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
+
+/* How histograms are keyed: one in all, one per CPU, one per process. */
+#define PER_TOTAL 0
+#define PER_CPU 1
+#define PER_PID 2
+const volatile __u32 per_mode = PER_TOTAL;
+
+struct hist_value {
+	struct coolbpf_log2_hist hist;
+	char comm[COOLBPF_TASK_COMM_LEN]; /* per process: its name when first seen */
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 10240);
+	__type(key, __u32);
+	__type(value, struct hist_value);
+} hists SEC(".maps");
+
+/* Thread `tid` got the CPU: account its wait, if it was seen queueing. `comm` is its name,
+ * in the task struct or in the classic tracepoint's record: either way kernel memory,
+ * read with a helper (a context pointer moved to a field cannot be dereferenced). */
+static __always_inline void account(__u32 tid, const char *comm)
+{
+	struct hist_value *value;
+	__u64 waited_ns;
+	__u32 tgid, key;
+
+	if (!sched_dequeue(tid, &waited_ns, &tgid))
+		return;
+	key = per_mode == PER_CPU ? bpf_get_smp_processor_id() : per_mode == PER_PID ? tgid : 0;
+	value = bpf_map_lookup_elem(&hists, &key);
+	if (!value) {
+		/* Too large for the BPF stack: the initial value lives in .rodata. */
+		static const struct hist_value zero = {};
+
+		value = coolbpf_lookup_or_init(&hists, &key, &zero);
+		if (!value)
+			return;
+		if (per_mode == PER_PID)
+			bpf_probe_read_kernel_str(value->comm, sizeof(value->comm), comm);
+	}
+	sched_count(SCHED_COUNT_MEASURED);
+	coolbpf_log2_hist_add(&value->hist, waited_ns / 1000);
+}
+
+static __always_inline int on_wakeup(struct task_struct *task)
+{
+	sched_enqueue(BPF_CORE_READ(task, pid), BPF_CORE_READ(task, tgid));
+	return 0;
+}
+
+static __always_inline int on_switch(bool preempt, struct task_struct *prev, struct task_struct *next)
+{
+	sched_count(SCHED_COUNT_SWITCHES);
+	sched_switched_out(sched_prev_runnable(preempt, prev), sched_task_dead(prev),
+			   BPF_CORE_READ(prev, pid), BPF_CORE_READ(prev, tgid));
+	account(BPF_CORE_READ(next, pid), next->comm);
+	return 0;
+}
+
+SEC("tp_btf/sched_wakeup")
+int BPF_PROG(wakeup_btf, struct task_struct *task)
+{
+	return on_wakeup(task);
+}
+
+SEC("raw_tp/sched_wakeup")
+int BPF_PROG(wakeup_raw, struct task_struct *task)
+{
+	return on_wakeup(task);
+}
+
+SEC("tp_btf/sched_wakeup_new")
+int BPF_PROG(wakeup_new_btf, struct task_struct *task)
+{
+	return on_wakeup(task);
+}
+
+SEC("raw_tp/sched_wakeup_new")
+int BPF_PROG(wakeup_new_raw, struct task_struct *task)
+{
+	return on_wakeup(task);
+}
+
+SEC("tp_btf/sched_switch")
+int BPF_PROG(switch_btf, bool preempt, struct task_struct *prev, struct task_struct *next)
+{
+	return on_switch(preempt, prev, next);
+}
+
+SEC("raw_tp/sched_switch")
+int BPF_PROG(switch_raw, bool preempt, struct task_struct *prev, struct task_struct *next)
+{
+	return on_switch(preempt, prev, next);
+}
+
+/* ---- classic tracepoints ----------------------------------------------------------- */
+
+static __always_inline int on_wakeup_tp(struct trace_event_raw_sched_wakeup_template *ctx)
+{
+	__u32 tid = ctx->pid;
+
+	sched_enqueue(tid, sched_tgid_of(tid));
+	return 0;
+}
+
+SEC("tracepoint/sched/sched_wakeup")
+int wakeup_tp(struct trace_event_raw_sched_wakeup_template *ctx)
+{
+	return on_wakeup_tp(ctx);
+}
+
+SEC("tracepoint/sched/sched_wakeup_new")
+int wakeup_new_tp(struct trace_event_raw_sched_wakeup_template *ctx)
+{
+	return on_wakeup_tp(ctx);
+}
+
+SEC("tracepoint/sched/sched_switch")
+int switch_tp(struct trace_event_raw_sched_switch *ctx)
+{
+	/* The tracepoint fires before the switch: the current task is still `prev`. */
+	bool dead = sched_task_dead((struct task_struct *)bpf_get_current_task());
+	__u32 prev_tid = ctx->prev_pid;
+	__u32 prev_tgid = bpf_get_current_pid_tgid() >> 32;
+
+	sched_count(SCHED_COUNT_SWITCHES);
+	if (prev_tid)
+		sched_tgid_remember(prev_tid, prev_tgid, dead);
+	sched_switched_out(sched_prev_runnable_reported(ctx->prev_state), dead, prev_tid, prev_tgid);
+	account(ctx->next_pid, ctx->next_comm);
+	return 0;
+}

@@ -1,0 +1,170 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * sched.bpf.h: what the scheduler probes (runqlat, cpudist, runqslower, offcpu, nosched)
+ * share: task state across kernel versions, the tgid filter applied to a task other than
+ * the current one, the switch counter, and the tid -> tgid cache the classic tracepoint
+ * variants need (their context carries thread ids only).
+ */
+#ifndef COOLBPF_SCHED_BPF_H
+#define COOLBPF_SCHED_BPF_H
+
+#include "coolbpf/coolbpf.bpf.h"
+
+/* Task states (include/linux/sched.h); vmlinux.h carries types, not macros. */
+#define SCHED_TASK_RUNNING 0x0
+#define SCHED_TASK_DEAD 0x80
+/* The classic sched_switch tracepoint reports a preempted task's prev_state as this
+ * (TASK_REPORT_MAX): it is still runnable, whatever its __state says. */
+#define SCHED_TASK_REPORT_MAX 0x100
+#define SCHED_PF_KTHREAD 0x00200000
+
+/* Kernels before 5.14 named the state field `state` (a long). */
+struct task_struct___pre_5_14 {
+	long state;
+} __attribute__((preserve_access_index));
+
+static __always_inline __u32 sched_task_state(struct task_struct *task)
+{
+	if (bpf_core_field_exists(task->__state))
+		return BPF_CORE_READ(task, __state);
+	return (__u32)BPF_CORE_READ((struct task_struct___pre_5_14 *)task, state);
+}
+
+/* Whether a task still waits for a CPU after being switched out: it was preempted, or
+ * it yielded without blocking. Either way it goes back to the run queue. */
+static __always_inline bool sched_prev_runnable(bool preempt, struct task_struct *prev)
+{
+	return preempt || sched_task_state(prev) == SCHED_TASK_RUNNING;
+}
+
+/* The same decision from the classic tracepoint's reported prev_state. */
+static __always_inline bool sched_prev_runnable_reported(long prev_state)
+{
+	return prev_state == SCHED_TASK_RUNNING || (prev_state & SCHED_TASK_REPORT_MAX);
+}
+
+/* A task that switches out for the last time (it exited): its tracking can go. */
+static __always_inline bool sched_task_dead(struct task_struct *task)
+{
+	return sched_task_state(task) & SCHED_TASK_DEAD;
+}
+
+/* coolbpf_filter_tgid, applied to a task that need not be the current one. */
+static __always_inline bool sched_tgid_allowed(__u32 tgid)
+{
+	return coolbpf_filter_tgid == 0 || coolbpf_filter_tgid == tgid;
+}
+
+/* ---- counters userspace reads (sched_counters, per CPU, summed) ---------------- */
+
+enum sched_counter_slot {
+	/* Every sched_switch seen: the kernel's own count is /proc/stat `ctxt`. */
+	SCHED_COUNT_SWITCHES = 0,
+	/* Events that passed the probe's filters (a histogram value, an event...). */
+	SCHED_COUNT_MEASURED = 1,
+	SCHED_COUNTER_SLOTS = 4,
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, SCHED_COUNTER_SLOTS);
+	__type(key, __u32);
+	__type(value, __u64);
+} sched_counters SEC(".maps");
+
+static __always_inline void sched_count(__u32 slot)
+{
+	__u64 *counter = bpf_map_lookup_elem(&sched_counters, &slot);
+
+	if (counter)
+		__sync_fetch_and_add(counter, 1);
+}
+
+/* ---- tid -> tgid, for the classic tracepoints ------------------------------------ */
+
+#ifdef SCHED_TGID_CACHE
+/* Filled at every switch-out (where the task is current, so its tgid is known) and
+ * emptied when the task dies. A task never seen switching out (a new one) is looked up
+ * as tgid == tid, which is right for new processes and wrong only for a new thread's
+ * first run. Only the classic tracepoint programs touch it. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 32768);
+	__type(key, __u32);
+	__type(value, __u32);
+} sched_tgids SEC(".maps");
+
+static __always_inline void sched_tgid_remember(__u32 tid, __u32 tgid, bool dead)
+{
+	if (dead) {
+		bpf_map_delete_elem(&sched_tgids, &tid);
+		return;
+	}
+	/* A full cache only costs precision (tgid falls back to tid), not an event. */
+	bpf_map_update_elem(&sched_tgids, &tid, &tgid, BPF_ANY);
+}
+
+static __always_inline __u32 sched_tgid_of(__u32 tid)
+{
+	__u32 *tgid = bpf_map_lookup_elem(&sched_tgids, &tid);
+
+	return tgid ? *tgid : tid;
+}
+#endif
+
+/* ---- the run queue, as runqlat and runqslower track it ------------------------------ */
+
+#ifdef SCHED_RUNQUEUE
+struct sched_queued {
+	__u64 ts_ns;
+	__u32 tgid;
+	__u32 pad;
+};
+
+/* Tasks waiting for a CPU, by thread id, since when. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u32);
+	__type(value, struct sched_queued);
+} sched_queued SEC(".maps");
+
+/* Thread `tid` of process `tgid` joins a run queue now. */
+static __always_inline void sched_enqueue(__u32 tid, __u32 tgid)
+{
+	struct sched_queued entry = { .tgid = tgid };
+
+	/* tid 0 is a CPU's idle task: it never waits for a CPU. */
+	if (!tid || !sched_tgid_allowed(tgid))
+		return;
+	entry.ts_ns = bpf_ktime_get_ns();
+	if (bpf_map_update_elem(&sched_queued, &tid, &entry, BPF_ANY))
+		coolbpf_count_loss(COOLBPF_LOSS_MAP_FULL);
+}
+
+/* `prev` is switched out: back on the queue if still runnable; forgotten if it died
+ * (an exiting task that was woken while running would otherwise stay queued). */
+static __always_inline void sched_switched_out(bool runnable, bool dead, __u32 tid, __u32 tgid)
+{
+	if (runnable)
+		sched_enqueue(tid, tgid);
+	else if (dead)
+		bpf_map_delete_elem(&sched_queued, &tid);
+}
+
+/* Thread `tid` got a CPU: how long it waited and its tgid, and false when it was not
+ * seen queueing (woken before the probe started, or filtered out). */
+static __always_inline bool sched_dequeue(__u32 tid, __u64 *waited_ns, __u32 *tgid)
+{
+	struct sched_queued *entry = bpf_map_lookup_elem(&sched_queued, &tid);
+
+	if (!entry)
+		return false;
+	*waited_ns = bpf_ktime_get_ns() - entry->ts_ns;
+	*tgid = entry->tgid;
+	bpf_map_delete_elem(&sched_queued, &tid);
+	return true;
+}
+#endif
+
+#endif /* COOLBPF_SCHED_BPF_H */

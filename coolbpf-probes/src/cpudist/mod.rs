@@ -1,0 +1,189 @@
+//! `cpudist`: how long tasks run each time they get a CPU (switch-in to switch-out), as
+//! log2 histograms in microseconds: in all or per process.
+//!
+//! Hook: `sched:sched_switch` (tp_btf, else raw_tp, else the classic tracepoint), which
+//! ends one task's time on the CPU and starts the next one's. CPUs' idle tasks are left
+//! out. The histograms are cumulative since start; `sched_switch_total` counts every
+//! switch seen.
+
+use coolbpf_core::stream::KernelLosses;
+use coolbpf_core::{
+    BpfObject, Error, Histogram, MapView, ObjectBuilder, Plugin, PluginContext, Record, Result,
+};
+
+use crate::options::{OptionSpec, ProbeOptions};
+use crate::sched::{self, HistKey, HookKind, Per, Roles, SchedCounters, HOOK};
+
+static OBJECT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/cpudist.bpf.o"));
+
+/// The probe's name in the registry and in its records.
+pub const NAME: &str = "cpudist";
+
+/// The histogram metric's name.
+pub const METRIC: &str = "on_cpu_time";
+
+const ROLES: [&str; 1] = ["switch"];
+
+const PER: OptionSpec = OptionSpec {
+    name: "per",
+    help: "one histogram in all (total) or per process (pid)",
+    default: "total",
+};
+
+/// Options `cpudist` accepts besides `--pid`.
+pub const OPTIONS: &[OptionSpec] = &[PER, HOOK];
+
+/// How to run `cpudist`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct CpudistConfig {
+    /// Measure only this process's tasks (tgid); `None` measures every task.
+    pub pid: Option<u32>,
+    /// How histograms are split: [`Per::Total`] or [`Per::Pid`].
+    pub per: Per,
+    /// Which kind of hook to attach with.
+    pub hook: HookKind,
+}
+
+impl CpudistConfig {
+    /// The config described by registry options.
+    pub fn from_options(options: &ProbeOptions) -> Result<Self> {
+        options.check(NAME, OPTIONS)?;
+        let config = Self {
+            pid: options.pid,
+            per: options.get(&PER)?,
+            hook: options.get(&HOOK)?,
+        };
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<()> {
+        if self.per == Per::Cpu {
+            return Err(Error::InvalidArgument(format!(
+                "option per=cpu: {}",
+                PER.help
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// A running `cpudist`.
+#[derive(Debug)]
+pub struct Cpudist {
+    object: BpfObject,
+    hists: MapView,
+    counters: MapView,
+    per: Per,
+    programs: Vec<String>,
+}
+
+impl Cpudist {
+    /// Loads and attaches the probe.
+    pub fn start(config: &CpudistConfig) -> Result<Self> {
+        config.validate()?;
+        let roles = Roles::new(&ROLES, config.hook);
+        let builder = ObjectBuilder::from_bytes(OBJECT)
+            .global("coolbpf_filter_tgid", &config.pid.unwrap_or(0))
+            .global("per_mode", &config.per.mode());
+        let mut object = roles.configure(builder).load()?;
+        let programs = roles.attach(&mut object)?;
+        Ok(Self {
+            hists: object.map("hists")?,
+            counters: object.map("sched_counters")?,
+            object,
+            per: config.per,
+            programs,
+        })
+    }
+
+    /// The program attached (`switch_btf`, `switch_raw` or `switch_tp`).
+    pub fn programs(&self) -> &[String] {
+        &self.programs
+    }
+
+    /// Every histogram so far, by key (cumulative since start).
+    pub fn histograms(&self) -> Result<Vec<(HistKey, Histogram)>> {
+        sched::read_histograms(&self.hists, self.per)
+    }
+
+    /// All histograms merged into one.
+    pub fn total(&self) -> Result<Histogram> {
+        Ok(sched::merged(&self.histograms()?))
+    }
+
+    /// Switches seen and on-CPU spans measured.
+    pub fn counters(&self) -> Result<SchedCounters> {
+        SchedCounters::read(&self.counters)
+    }
+
+    /// Kernel-side losses (a full table).
+    pub fn losses(&self) -> Result<KernelLosses> {
+        KernelLosses::read(&self.object)
+    }
+
+    /// Detaches the program; what was measured stays readable.
+    pub fn stop(&mut self) {
+        self.object.detach_all();
+    }
+}
+
+/// `cpudist` as a runtime plugin: every interval, one `on_cpu_time` histogram per key,
+/// the `sched_switch_total` counter and the loss counters.
+#[derive(Debug, Default)]
+pub struct CpudistPlugin {
+    config: CpudistConfig,
+    running: Option<Cpudist>,
+}
+
+impl CpudistPlugin {
+    /// A plugin that will run with `config`.
+    pub fn new(config: CpudistConfig) -> Self {
+        Self {
+            config,
+            running: None,
+        }
+    }
+}
+
+impl Plugin for CpudistPlugin {
+    fn name(&self) -> &str {
+        NAME
+    }
+
+    fn start(&mut self, _ctx: &PluginContext) -> Result<()> {
+        self.running = Some(Cpudist::start(&self.config)?);
+        Ok(())
+    }
+
+    fn collect(&mut self, out: &mut Vec<Record>) -> Result<()> {
+        if let Some(running) = &self.running {
+            out.extend(sched::histogram_records(
+                NAME,
+                METRIC,
+                running.histograms()?,
+                running.counters()?,
+                &running.losses()?,
+            ));
+        }
+        Ok(())
+    }
+
+    fn stop(&mut self) -> Result<()> {
+        self.running = None;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn per_cpu_is_not_an_option_here() {
+        let err = CpudistConfig::from_options(&ProbeOptions::new().with("per", "cpu")).unwrap_err();
+        assert!(err.to_string().contains("total"), "{err}");
+        let config = CpudistConfig::from_options(&ProbeOptions::new().with("per", "pid")).unwrap();
+        assert_eq!(config.per, Per::Pid);
+    }
+}

@@ -1,0 +1,328 @@
+//! `offcpu`: where tasks wait off the CPU, as time by kernel and user stack.
+//!
+//! Hook: `sched:sched_switch` (tp_btf, else raw_tp, else the classic tracepoint). When a
+//! task is switched out it is still the current task, so its kernel and user stacks (up
+//! to 127 frames each) are captured then, with a timestamp; when it is switched in again
+//! the time it was away is added to its (process, thread, stacks) entry, if it lies
+//! within `[min_us, max_us]`. Blocked and preempted tasks both count, so off-CPU time
+//! includes the run-queue wait after a wakeup.
+//!
+//! [`OffCpu::profile`] gives the raw stacks as a [`Profile`] weighted in microseconds
+//! (what `coolbpf profile --off-cpu` exports); the plugin emits symbolized
+//! [`StackSample`](coolbpf_core::StackSample)s with the off-CPU microseconds of each
+//! interval.
+
+mod stacks;
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use coolbpf_core::stream::KernelLosses;
+use coolbpf_core::{
+    labels, BpfObject, Error, MapView, Metric, ObjectBuilder, Plugin, PluginContext, Record, Result,
+};
+use coolbpf_symbolize::profile::Profile;
+use coolbpf_symbolize::Symbolizer;
+
+pub use stacks::{stack_samples, OffCpuStack};
+
+use crate::options::{OptionSpec, ProbeOptions};
+use crate::sched::{HookKind, Roles, SchedCounters, HOOK};
+
+static OBJECT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/offcpu.bpf.o"));
+
+/// The probe's name in the registry and in its records.
+pub const NAME: &str = "offcpu";
+
+const ROLES: [&str; 1] = ["switch"];
+
+const MIN_US: OptionSpec = OptionSpec {
+    name: "min_us",
+    help: "count off-CPU spans of at least this many microseconds (a number)",
+    default: "1",
+};
+
+const MAX_US: OptionSpec = OptionSpec {
+    name: "max_us",
+    help:
+        "count off-CPU spans of at most this many microseconds (a number, >= min_us; 0: no limit)",
+    default: "0",
+};
+
+const STACKS: OptionSpec = OptionSpec {
+    name: "stack_entries",
+    help: "capacity of the stack table; stacks beyond it are counted as lost (a number)",
+    default: "16384",
+};
+
+/// Options `offcpu` accepts besides `--pid`.
+pub const OPTIONS: &[OptionSpec] = &[MIN_US, MAX_US, STACKS, HOOK];
+
+/// How to run `offcpu`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OffCpuConfig {
+    /// Watch only this process (tgid); `None` watches every task but the idle ones.
+    pub pid: Option<u32>,
+    /// Shortest off-CPU span counted, µs.
+    pub min_us: u64,
+    /// Longest off-CPU span counted, µs (`None`: no limit).
+    pub max_us: Option<u64>,
+    /// Capacity of the stack trace map (distinct stacks).
+    pub stack_entries: u32,
+    /// Which kind of hook to attach with.
+    pub hook: HookKind,
+}
+
+impl Default for OffCpuConfig {
+    fn default() -> Self {
+        Self {
+            pid: None,
+            min_us: 1,
+            max_us: None,
+            stack_entries: 16384,
+            hook: HookKind::Auto,
+        }
+    }
+}
+
+impl OffCpuConfig {
+    /// The config described by registry options.
+    pub fn from_options(options: &ProbeOptions) -> Result<Self> {
+        options.check(NAME, OPTIONS)?;
+        let max_us: u64 = options.get(&MAX_US)?;
+        let config = Self {
+            pid: options.pid,
+            min_us: options.get(&MIN_US)?,
+            max_us: (max_us != 0).then_some(max_us),
+            stack_entries: options.get(&STACKS)?,
+            hook: options.get(&HOOK)?,
+        };
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<()> {
+        if self.max_us.is_some_and(|max| max < self.min_us) {
+            return Err(Error::InvalidArgument(format!(
+                "option max_us={}: {} (min_us is {})",
+                self.max_us.unwrap_or_default(),
+                MAX_US.help,
+                self.min_us
+            )));
+        }
+        if self.stack_entries == 0 {
+            return Err(Error::InvalidArgument(format!(
+                "option stack_entries=0: {}",
+                STACKS.help
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// A running `offcpu`.
+#[derive(Debug)]
+pub struct OffCpu {
+    object: BpfObject,
+    counts: MapView,
+    stacks: MapView,
+    counters: MapView,
+    programs: Vec<String>,
+}
+
+impl OffCpu {
+    /// Loads and attaches the probe.
+    pub fn start(config: &OffCpuConfig) -> Result<Self> {
+        config.validate()?;
+        let roles = Roles::new(&ROLES, config.hook);
+        let builder = ObjectBuilder::from_bytes(OBJECT)
+            .global("coolbpf_filter_tgid", &config.pid.unwrap_or(0))
+            .global("min_block_ns", &config.min_us.saturating_mul(1000))
+            .global(
+                "max_block_ns",
+                &config
+                    .max_us
+                    .map_or(u64::MAX, |max| max.saturating_mul(1000)),
+            )
+            .max_entries("stacks", config.stack_entries);
+        let mut object = roles.configure(builder).load()?;
+        let programs = roles.attach(&mut object)?;
+        Ok(Self {
+            counts: object.map("offcpu")?,
+            stacks: object.map("stacks")?,
+            counters: object.map("sched_counters")?,
+            object,
+            programs,
+        })
+    }
+
+    /// The program attached (`switch_btf`, `switch_raw` or `switch_tp`).
+    pub fn programs(&self) -> &[String] {
+        &self.programs
+    }
+
+    /// Off-CPU time so far by (process, thread, stacks), longest first; cumulative.
+    pub fn stacks(&self) -> Result<Vec<OffCpuStack>> {
+        stacks::read(&self.counts, &self.stacks)
+    }
+
+    /// Off-CPU time so far as a profile of raw stacks, weights in microseconds, for
+    /// [`Profile::symbolize`] and its exports (folded, pprof, flame graph).
+    pub fn profile(&self) -> Result<Profile> {
+        Ok(self
+            .stacks()?
+            .iter()
+            .map(|stack| stack.sample(stack.total_ns))
+            .collect())
+    }
+
+    /// Switches seen and off-CPU spans counted.
+    pub fn counters(&self) -> Result<SchedCounters> {
+        SchedCounters::read(&self.counters)
+    }
+
+    /// Kernel-side losses (stacks not captured, full tables).
+    pub fn losses(&self) -> Result<KernelLosses> {
+        KernelLosses::read(&self.object)
+    }
+
+    /// Detaches the program; what was measured stays readable.
+    pub fn stop(&mut self) {
+        self.object.detach_all();
+    }
+}
+
+/// Runs `offcpu` for `duration` and returns its profile (weights in microseconds).
+pub fn offcpu_profile(config: &OffCpuConfig, duration: Duration) -> Result<Profile> {
+    let mut offcpu = OffCpu::start(config)?;
+    std::thread::sleep(duration);
+    offcpu.stop();
+    offcpu.profile()
+}
+
+/// Identifies one stack entry across collects.
+type EntryKey = (u32, u32, Vec<u64>, Vec<u64>);
+
+/// `offcpu` as a runtime plugin: every interval, one symbolized stack sample per stack
+/// whose off-CPU time grew, weighing the microseconds it grew by; plus
+/// `sched_switch_total` and the loss counters.
+#[derive(Debug, Default)]
+pub struct OffCpuPlugin {
+    config: OffCpuConfig,
+    running: Option<OffCpu>,
+    symbolizer: Symbolizer,
+    reported_ns: HashMap<EntryKey, u64>,
+}
+
+impl OffCpuPlugin {
+    /// A plugin that will run with `config`.
+    pub fn new(config: OffCpuConfig) -> Self {
+        Self {
+            config,
+            ..Self::default()
+        }
+    }
+
+    /// A profile of what grew since the last call.
+    fn growth(&mut self, running: &OffCpu) -> Result<Profile> {
+        let mut profile = Profile::new();
+        for stack in running.stacks()? {
+            let key = (
+                stack.pid,
+                stack.tid,
+                stack.kernel_ips.clone(),
+                stack.user_ips.clone(),
+            );
+            let reported = self.reported_ns.entry(key).or_insert(0);
+            let grown = stack.total_ns.saturating_sub(*reported);
+            // Sub-microsecond growth waits until it adds up to a microsecond.
+            if grown >= 1000 {
+                *reported = stack.total_ns;
+                profile.add(stack.sample(grown));
+            }
+        }
+        Ok(profile)
+    }
+}
+
+impl Plugin for OffCpuPlugin {
+    fn name(&self) -> &str {
+        NAME
+    }
+
+    fn start(&mut self, _ctx: &PluginContext) -> Result<()> {
+        self.reported_ns.clear();
+        self.running = Some(OffCpu::start(&self.config)?);
+        Ok(())
+    }
+
+    fn collect(&mut self, out: &mut Vec<Record>) -> Result<()> {
+        let Some(running) = self.running.take() else {
+            return Ok(());
+        };
+        let result = self.growth(&running);
+        let counters = running.counters();
+        let losses = running.losses();
+        self.running = Some(running);
+        let samples = stack_samples(NAME, &result?, &self.symbolizer, monotonic_ns())?;
+        out.extend(samples.into_iter().map(Record::from));
+        let counters = counters?;
+        out.push(counters.to_metric(NAME).into());
+        out.push(
+            Metric::counter(NAME, "off_cpu_spans_total", labels! {}, counters.measured).into(),
+        );
+        out.extend(losses?.to_metrics(NAME).into_iter().map(Record::from));
+        Ok(())
+    }
+
+    fn stop(&mut self) -> Result<()> {
+        self.running = None;
+        Ok(())
+    }
+}
+
+/// The kernel's monotonic clock (what `bpf_ktime_get_ns` reads), ns.
+fn monotonic_ns() -> u64 {
+    let mut now = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `now` is a valid, writable timespec; CLOCK_MONOTONIC is always supported.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &raw mut now) };
+    (now.tv_sec as u64)
+        .saturating_mul(1_000_000_000)
+        .saturating_add(now.tv_nsec as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn options_are_checked() {
+        let config = OffCpuConfig::from_options(
+            &ProbeOptions::new()
+                .with("min_us", "10")
+                .with("max_us", "20"),
+        )
+        .unwrap();
+        assert_eq!((config.min_us, config.max_us), (10, Some(20)));
+        assert_eq!(
+            OffCpuConfig::from_options(&ProbeOptions::new())
+                .unwrap()
+                .max_us,
+            None
+        );
+        let err = OffCpuConfig::from_options(
+            &ProbeOptions::new()
+                .with("min_us", "30")
+                .with("max_us", "20"),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("min_us is 30"), "{err}");
+        assert!(OffCpuConfig::from_options(&ProbeOptions::new().with("stacks", "1")).is_err());
+        assert!(
+            OffCpuConfig::from_options(&ProbeOptions::new().with("stack_entries", "0")).is_err()
+        );
+    }
+}

@@ -1,0 +1,246 @@
+//! [`StackResolver`]: symbolizes profiles address by address, remembering what it found.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::Path;
+use std::sync::Arc;
+
+use coolbpf_symbolize::profile::{AddressSpace, Location, SymbolizeFailure, SymbolizedStack};
+use coolbpf_symbolize::{Kernel, Profile, Sample, Source, Symbolizer};
+
+use super::kallsyms::KallsymsSubset;
+
+/// Where the running kernel lists its symbols.
+const KALLSYMS: &str = "/proc/kallsyms";
+
+/// What an address not resolved (yet) is shown as.
+const UNRESOLVED: &str = "[unknown]";
+
+/// Symbolizes stacks with caches. [`Profile::symbolize`] looks every address up again on each call, and a kernel lookup
+/// reads all of `/proc/kallsyms` (about 120 ms of the kernel generating 120,000 lines on
+/// the development VM, and 15 MB to hold them parsed). A profiler that symbolizes every second, or every interval,
+/// cannot pay that each time and stay under 1% of a core, so this resolver keeps what it
+/// resolved: kernel locations for as long as it lives (kernel text does not move), user
+/// locations per process until [`forget_processes`](Self::forget_processes).
+/// The kernel's list is then read only when an address not seen before turns up, and
+/// only the lines that decide the new addresses are parsed.
+///
+/// User addresses must be resolved while their process is alive (its maps say which file
+/// an address belongs to); kernel addresses can wait, so callers resolve them as late and
+/// as rarely as they can.
+#[derive(Debug)]
+pub struct StackResolver {
+    symbolizer: Symbolizer,
+    kernel: HashMap<u64, Arc<Location>>,
+    user: HashMap<(u32, u64), Arc<Location>>,
+    failures: Vec<SymbolizeFailure>,
+}
+
+impl StackResolver {
+    /// A resolver over `symbolizer`.
+    pub fn new(symbolizer: Symbolizer) -> Self {
+        Self {
+            symbolizer,
+            kernel: HashMap::new(),
+            user: HashMap::new(),
+            failures: Vec::new(),
+        }
+    }
+
+    /// Resolves the user addresses of `profile` not resolved yet, per process.
+    pub fn resolve_user(&mut self, profile: &Profile) {
+        let mut wanted: BTreeMap<u32, BTreeSet<u64>> = BTreeMap::new();
+        for sample in profile.samples() {
+            let known = |addr: &u64| self.user.contains_key(&(sample.pid, *addr));
+            let fresh: Vec<u64> = lookup_addresses(&sample.user_ips)
+                .filter(|addr| !known(addr))
+                .collect();
+            if !fresh.is_empty() {
+                wanted.entry(sample.pid).or_default().extend(fresh);
+            }
+        }
+        for (pid, addrs) in wanted {
+            let space = AddressSpace::Process(pid);
+            for location in self.lookup(space, &Source::process(pid), addrs) {
+                self.user
+                    .insert((pid, location.address), Arc::new(location));
+            }
+        }
+    }
+
+    /// Resolves the kernel addresses of `profile` not resolved yet: one read of the
+    /// kernel's symbols, or none when every address is known.
+    pub fn resolve_kernel(&mut self, profile: &Profile) {
+        let wanted: BTreeSet<u64> = profile
+            .samples()
+            .flat_map(|sample| lookup_addresses(&sample.kernel_ips).collect::<Vec<_>>())
+            .filter(|addr| !self.kernel.contains_key(addr))
+            .collect();
+        if wanted.is_empty() {
+            return;
+        }
+        let addrs: Vec<u64> = wanted.iter().copied().collect();
+        // Only the lines that decide these addresses, instead of a table of every kernel
+        // symbol; the whole list when the subset cannot be made.
+        let subset = KallsymsSubset::new(Path::new(KALLSYMS), &addrs).ok();
+        let source = subset.as_ref().map_or_else(Source::kernel, |subset| {
+            Source::Kernel(Kernel {
+                kallsyms: Some(subset.path()),
+                vmlinux: None,
+            })
+        });
+        for location in self.lookup(AddressSpace::Kernel, &source, wanted) {
+            self.kernel.insert(location.address, Arc::new(location));
+        }
+    }
+
+    /// Forgets user locations (bounded memory, and a reused pid is not mistaken for the
+    /// process that had it before). Kernel locations stay.
+    pub fn forget_processes(&mut self) {
+        self.user.clear();
+    }
+
+    /// Sources that failed as a whole, once per address space (their addresses show as
+    /// `[unknown]`).
+    pub fn failures(&self) -> &[SymbolizeFailure] {
+        &self.failures
+    }
+
+    /// The stacks of `profile` from what was resolved; an address never resolved shows
+    /// as `[unknown]`.
+    pub fn stacks(&self, profile: &Profile) -> Vec<SymbolizedStack> {
+        profile
+            .samples()
+            .map(|sample| self.stack(&sample))
+            .collect()
+    }
+
+    fn stack(&self, sample: &Sample) -> SymbolizedStack {
+        let user = lookup_addresses(&sample.user_ips)
+            .map(|addr| found(self.user.get(&(sample.pid, addr)), addr))
+            .collect();
+        let kernel = lookup_addresses(&sample.kernel_ips)
+            .map(|addr| found(self.kernel.get(&addr), addr))
+            .collect();
+        SymbolizedStack {
+            pid: sample.pid,
+            tid: sample.tid,
+            comm: sample.comm.clone(),
+            user,
+            kernel,
+            weight: sample.weight,
+        }
+    }
+
+    /// Looks `addrs` up in `source`; a source that fails as a whole yields unknown
+    /// locations and is noted in [`failures`](Self::failures).
+    fn lookup(
+        &mut self,
+        space: AddressSpace,
+        source: &Source,
+        addrs: BTreeSet<u64>,
+    ) -> Vec<Location> {
+        let addrs: Vec<u64> = addrs.into_iter().collect();
+        let error = match self.symbolizer.symbolize(source, &addrs) {
+            Ok(results) if results.len() == addrs.len() => {
+                return addrs
+                    .iter()
+                    .zip(results)
+                    .map(|(&addr, result)| Location::from_symbolized(addr, result))
+                    .collect();
+            }
+            Ok(results) => format!(
+                "the symbolizer returned {} results for {} addresses",
+                results.len(),
+                addrs.len()
+            ),
+            Err(err) => err.to_string(),
+        };
+        if !self.failures.iter().any(|f| f.space == space) {
+            self.failures.push(SymbolizeFailure {
+                space,
+                addresses: addrs.len(),
+                error: error.clone(),
+            });
+        }
+        addrs
+            .iter()
+            .map(|&addr| Location::unknown(addr, UNRESOLVED, error.clone()))
+            .collect()
+    }
+}
+
+fn found(location: Option<&Arc<Location>>, addr: u64) -> Arc<Location> {
+    location
+        .cloned()
+        .unwrap_or_else(|| Arc::new(Location::unknown(addr, UNRESOLVED, "not resolved")))
+}
+
+/// The addresses to look up for instruction pointers innermost first: the innermost as
+/// captured, every caller's return address minus one, so that the call (with its inline
+/// chain) is named rather than whatever follows it. The same rule as
+/// [`Profile::symbolize`].
+fn lookup_addresses(ips: &[u64]) -> impl Iterator<Item = u64> + '_ {
+    ips.iter()
+        .enumerate()
+        .map(|(i, &ip)| if i == 0 { ip } else { ip.saturating_sub(1) })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(pid: u32, user: &[u64], kernel: &[u64]) -> Sample {
+        Sample {
+            pid,
+            tid: pid,
+            comm: "gone".into(),
+            kernel_ips: kernel.to_vec(),
+            user_ips: user.to_vec(),
+            weight: 3,
+        }
+    }
+
+    #[test]
+    fn failing_sources_give_unknown_locations_and_one_failure() {
+        let mut resolver = StackResolver::new(Symbolizer::new());
+        let profile: Profile = [sample(u32::MAX, &[0x1000, 0x2001], &[])]
+            .into_iter()
+            .collect();
+        resolver.resolve_user(&profile);
+        resolver.resolve_user(&profile);
+        assert_eq!(resolver.failures().len(), 1);
+        let stacks = resolver.stacks(&profile);
+        let addrs: Vec<u64> = stacks[0].user.iter().map(|l| l.address).collect();
+        assert_eq!(addrs, vec![0x1000, 0x2000]);
+        assert!(stacks[0].user.iter().all(|l| l.is_unknown()));
+        assert_eq!(stacks[0].weight, 3);
+    }
+
+    #[test]
+    fn unresolved_addresses_are_unknown_not_missing() {
+        let resolver = StackResolver::new(Symbolizer::new());
+        let profile: Profile = [sample(1, &[0x10], &[0xffff_ffff_8100_0000])]
+            .into_iter()
+            .collect();
+        let stacks = resolver.stacks(&profile);
+        assert_eq!(stacks[0].frame_names(), vec!["[unknown]", "[unknown]_[k]"]);
+    }
+
+    #[test]
+    fn this_process_resolves_and_is_cached() {
+        let mut resolver = StackResolver::new(Symbolizer::new());
+        let here = this_process_resolves_and_is_cached as *const () as u64;
+        let profile: Profile = [sample(std::process::id(), &[here], &[])]
+            .into_iter()
+            .collect();
+        resolver.resolve_user(&profile);
+        let names = resolver.stacks(&profile)[0].frame_names();
+        assert!(
+            names[0].contains("this_process_resolves_and_is_cached"),
+            "{names:?}"
+        );
+        assert_eq!(resolver.user.len(), 1);
+        resolver.forget_processes();
+        assert!(resolver.user.is_empty());
+    }
+}

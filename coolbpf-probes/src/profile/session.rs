@@ -1,0 +1,103 @@
+//! [`ProfileSession`]: one profile over a whole run, symbolized as it goes.
+//!
+//! User addresses can only be symbolized while their process is alive (its
+//! `/proc/PID/maps` says which file an address belongs to), so every
+//! [`tick`](ProfileSession::tick) resolves the user addresses that arrived since the last
+//! one: a process that exits during the run still gets its names. Kernel addresses are
+//! resolved once, at [`finish`](ProfileSession::finish), which reads the kernel's symbol
+//! list once per run instead of once per tick. Samples are kept aggregated (memory grows
+//! with distinct stacks, not with samples).
+
+use coolbpf_core::stream::Losses;
+use coolbpf_core::Result;
+use coolbpf_symbolize::profile::{SymbolizeFailure, SymbolizedProfile};
+use coolbpf_symbolize::{Profile, Symbolizer};
+
+use super::resolve::StackResolver;
+use super::{ProfileConfig, Profiler};
+
+/// Heap bytes a profiler's symbolizer may keep in parsed files and DWARF units: enough
+/// for the hot binaries of a machine, small next to what it profiles.
+pub const SYMBOLIZER_CACHE_BYTES: usize = 32 << 20;
+
+/// The symbolizer the profiler's session and plugin use.
+pub(crate) fn symbolizer() -> Symbolizer {
+    Symbolizer::builder()
+        .cache_bytes(SYMBOLIZER_CACHE_BYTES)
+        .build()
+}
+
+/// A running profiler, its resolver and every sample so far.
+#[derive(Debug)]
+pub struct ProfileSession {
+    profiler: Profiler,
+    resolver: StackResolver,
+    samples: Profile,
+}
+
+/// What a finished session produced.
+#[derive(Debug)]
+pub struct SessionResult {
+    /// Every sample, symbolized.
+    pub profile: SymbolizedProfile,
+    /// Samples received.
+    pub samples: u64,
+    /// Kernel monotonic time (ns) of the last sample, 0 if there was none.
+    pub last_sample_ns: u64,
+    /// Delivered and lost counts.
+    pub losses: Losses,
+    /// Address spaces that could not be symbolized (their addresses are `[unknown]`).
+    pub failures: Vec<SymbolizeFailure>,
+}
+
+impl ProfileSession {
+    /// Starts the profiler.
+    pub fn start(config: &ProfileConfig) -> Result<Self> {
+        Ok(Self::with_profiler(Profiler::start(config)?))
+    }
+
+    /// A session around a profiler already started.
+    pub fn with_profiler(profiler: Profiler) -> Self {
+        Self {
+            profiler,
+            resolver: StackResolver::new(symbolizer()),
+            samples: Profile::new(),
+        }
+    }
+
+    /// The profiler.
+    pub fn profiler(&self) -> &Profiler {
+        &self.profiler
+    }
+
+    /// Follows new threads (pid mode) and resolves the user addresses of the samples
+    /// that arrived since the last tick. Call it about every second.
+    pub fn tick(&mut self) -> Result<()> {
+        self.profiler.follow_threads()?;
+        self.absorb()
+    }
+
+    /// Stops the profiler, symbolizes what is left, and returns the whole profile.
+    pub fn finish(mut self) -> Result<SessionResult> {
+        self.profiler.stop()?;
+        self.absorb()?;
+        self.resolver.resolve_kernel(&self.samples);
+        let stacks = self.resolver.stacks(&self.samples);
+        Ok(SessionResult {
+            profile: SymbolizedProfile::from_stacks(stacks),
+            samples: self.profiler.sample_count(),
+            last_sample_ns: self.profiler.last_sample_ns(),
+            losses: self.profiler.losses()?,
+            failures: self.resolver.failures().to_vec(),
+        })
+    }
+
+    fn absorb(&mut self) -> Result<()> {
+        let fresh = self.profiler.take_profile()?;
+        if !fresh.is_empty() {
+            self.resolver.resolve_user(&fresh);
+            self.samples.extend(fresh.samples());
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,333 @@
+//! What the scheduler probes ([`runqlat`](crate::runqlat), [`cpudist`](crate::cpudist),
+//! [`runqslower`](crate::runqslower), [`offcpu`](crate::offcpu),
+//! [`nosched`](crate::nosched)) share: the choice of kernel hook (which the interrupt
+//! probes use too), histogram keys, and the counters every one of them keeps
+//! (`sched_counters` in `bpf/sched.bpf.h`).
+
+use std::fmt;
+use std::str::FromStr;
+
+use coolbpf_core::decode::c_string;
+use coolbpf_core::{
+    labels, BpfObject, Error, Histogram, Labels, Layout, MapView, Metric, ObjectBuilder, Record,
+    Result,
+};
+
+use crate::options::OptionSpec;
+
+/// Which kind of kernel hook a scheduler probe attaches with.
+///
+/// `Auto` takes the best the kernel has: tp_btf, else raw_tp, else the classic
+/// tracepoint. Forcing one is for comparing them, or for working around a kernel that
+/// advertises a kind it then mishandles.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum HookKind {
+    /// The best available, in the order tp_btf, raw_tp, tracepoint.
+    #[default]
+    Auto,
+    /// BTF-typed raw tracepoints only.
+    TpBtf,
+    /// Raw tracepoints only.
+    RawTp,
+    /// Classic tracepoints only. Their context carries thread ids only, so a task's
+    /// process id is learnt when it first switches out; a new thread's first wait is
+    /// attributed to its thread id.
+    Tracepoint,
+}
+
+impl HookKind {
+    /// The program-name suffixes to try, most preferred first.
+    fn suffixes(self) -> &'static [&'static str] {
+        match self {
+            Self::Auto => &["btf", "raw", "tp"],
+            Self::TpBtf => &["btf"],
+            Self::RawTp => &["raw"],
+            Self::Tracepoint => &["tp"],
+        }
+    }
+}
+
+impl FromStr for HookKind {
+    type Err = Error;
+
+    fn from_str(text: &str) -> Result<Self> {
+        match text {
+            "auto" => Ok(Self::Auto),
+            "tp_btf" => Ok(Self::TpBtf),
+            "raw_tp" => Ok(Self::RawTp),
+            "tracepoint" => Ok(Self::Tracepoint),
+            _ => Err(Error::InvalidArgument(format!(
+                "hook {text:?}: expected auto, tp_btf, raw_tp or tracepoint"
+            ))),
+        }
+    }
+}
+
+impl fmt::Display for HookKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Auto => "auto",
+            Self::TpBtf => "tp_btf",
+            Self::RawTp => "raw_tp",
+            Self::Tracepoint => "tracepoint",
+        })
+    }
+}
+
+/// The `hook` option every scheduler probe accepts.
+pub(crate) const HOOK: OptionSpec = OptionSpec {
+    name: "hook",
+    help: "kernel hook kind: auto, tp_btf, raw_tp or tracepoint",
+    default: "auto",
+};
+
+/// The programs of each role (`wakeup`, `switch`...) that may be loaded for `hook`.
+///
+/// Each BPF object names its entry points `ROLE_btf`, `ROLE_raw` and `ROLE_tp`.
+#[derive(Debug, Clone)]
+pub(crate) struct Roles {
+    /// Per role: its name and the programs that may fill it, most preferred first.
+    choices: Vec<(String, Vec<String>)>,
+}
+
+impl Roles {
+    /// The choices for `roles` under `hook`.
+    pub(crate) fn new(roles: &[&str], hook: HookKind) -> Self {
+        let choices = roles
+            .iter()
+            .map(|role| {
+                let programs = hook
+                    .suffixes()
+                    .iter()
+                    .map(|suffix| format!("{role}_{suffix}"))
+                    .collect();
+                ((*role).to_owned(), programs)
+            })
+            .collect();
+        Self { choices }
+    }
+
+    /// Declares each role's alternatives to `builder` and disables the programs `hook`
+    /// excludes, so that exactly one program per role is loaded.
+    pub(crate) fn configure(&self, mut builder: ObjectBuilder) -> ObjectBuilder {
+        for (role, choices) in &self.choices {
+            for suffix in HookKind::Auto.suffixes() {
+                let program = format!("{role}_{suffix}");
+                if !choices.contains(&program) {
+                    builder = builder.disable_program(&program);
+                }
+            }
+            builder = builder.alternatives(choices);
+        }
+        builder
+    }
+
+    /// Attaches the program loaded for each role; returns their names.
+    pub(crate) fn attach(&self, object: &mut BpfObject) -> Result<Vec<String>> {
+        self.choices
+            .iter()
+            .map(|(_, choices)| object.attach_chosen(choices))
+            .collect()
+    }
+}
+
+/// How a histogram probe splits its histograms.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Per {
+    /// One histogram for everything.
+    #[default]
+    Total,
+    /// One per CPU.
+    Cpu,
+    /// One per process (tgid).
+    Pid,
+}
+
+impl Per {
+    /// The value of the BPF global `per_mode`.
+    pub(crate) fn mode(self) -> u32 {
+        match self {
+            Self::Total => 0,
+            Self::Cpu => 1,
+            Self::Pid => 2,
+        }
+    }
+}
+
+impl FromStr for Per {
+    type Err = Error;
+
+    fn from_str(text: &str) -> Result<Self> {
+        match text {
+            "total" => Ok(Self::Total),
+            "cpu" => Ok(Self::Cpu),
+            "pid" => Ok(Self::Pid),
+            _ => Err(Error::InvalidArgument(format!(
+                "per {text:?}: expected total, cpu or pid"
+            ))),
+        }
+    }
+}
+
+/// Which tasks one histogram covers.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum HistKey {
+    /// All of them.
+    Total,
+    /// Those on this CPU.
+    Cpu(u32),
+    /// One process.
+    Pid {
+        /// Process id (tgid).
+        pid: u32,
+        /// Its name when first seen.
+        comm: String,
+    },
+}
+
+impl HistKey {
+    /// The key as metric labels: `{}`, `{"cpu":N}` or `{"pid":N,"comm":"..."}`.
+    pub fn labels(&self) -> Labels {
+        match self {
+            Self::Total => labels! {},
+            Self::Cpu(cpu) => labels! { "cpu" => *cpu },
+            Self::Pid { pid, comm } => labels! { "pid" => *pid, "comm" => comm.as_str() },
+        }
+    }
+}
+
+/// Size in bytes of `struct coolbpf_log2_hist` (65 slots and the sum).
+const LOG2_HIST_BYTES: usize = 66 * 8;
+const COMM_LEN: usize = 16;
+
+/// Reads a `hists` map whose values are `struct hist_value` (a log2 histogram in
+/// microseconds followed by a comm), keyed by a u32 whose meaning `per` gives.
+pub(crate) fn read_histograms(map: &MapView, per: Per) -> Result<Vec<(HistKey, Histogram)>> {
+    let mut out = Vec::new();
+    for (key, value) in map.entries()? {
+        let Some(id) = key
+            .get(..4)
+            .and_then(|k| k.try_into().ok())
+            .map(u32::from_ne_bytes)
+        else {
+            continue;
+        };
+        let histogram = Histogram::from_raw(Layout::Log2, &value, "us")?;
+        let key = match per {
+            Per::Total => HistKey::Total,
+            Per::Cpu => HistKey::Cpu(id),
+            Per::Pid => HistKey::Pid {
+                pid: id,
+                comm: value
+                    .get(LOG2_HIST_BYTES..LOG2_HIST_BYTES + COMM_LEN)
+                    .map(c_string)
+                    .unwrap_or_default(),
+            },
+        };
+        out.push((key, histogram));
+    }
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(out)
+}
+
+/// All histograms merged into one (empty, in microseconds, when there are none).
+pub(crate) fn merged(histograms: &[(HistKey, Histogram)]) -> Histogram {
+    let mut total = Histogram {
+        unit: "us".to_owned(),
+        ..Histogram::default()
+    };
+    for (_, histogram) in histograms {
+        total.merge(histogram);
+    }
+    total
+}
+
+/// What a scheduler probe counted, summed over CPUs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SchedCounters {
+    /// Every sched_switch seen (the kernel's own count is `ctxt` in /proc/stat).
+    pub switches: u64,
+    /// Values that passed the probe's filters: histogram entries, events, off-CPU spans.
+    pub measured: u64,
+}
+
+impl SchedCounters {
+    /// Reads `sched_counters` from `map`.
+    pub(crate) fn read(map: &MapView) -> Result<Self> {
+        let slots = map.array_counters()?;
+        let slot = |i: usize| slots.get(i).copied().unwrap_or(0);
+        Ok(Self {
+            switches: slot(0),
+            measured: slot(1),
+        })
+    }
+
+    /// The `sched_switch_total` counter of `probe`.
+    pub fn to_metric(&self, probe: &str) -> Metric {
+        Metric::counter(probe, "sched_switch_total", labels! {}, self.switches)
+    }
+}
+
+/// The records of one collect of a histogram probe: each histogram as metric `name`,
+/// the switch counter, and the loss counters.
+pub(crate) fn histogram_records(
+    probe: &str,
+    name: &str,
+    histograms: Vec<(HistKey, Histogram)>,
+    counters: SchedCounters,
+    losses: &coolbpf_core::stream::KernelLosses,
+) -> Vec<Record> {
+    let mut out: Vec<Record> = histograms
+        .into_iter()
+        .map(|(key, histogram)| Metric::histogram(probe, name, key.labels(), histogram).into())
+        .collect();
+    out.push(counters.to_metric(probe).into());
+    out.extend(losses.to_metrics(probe).into_iter().map(Record::from));
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn options_parse_and_reject() {
+        assert_eq!("raw_tp".parse::<HookKind>().unwrap(), HookKind::RawTp);
+        assert!("kprobe".parse::<HookKind>().is_err());
+        assert_eq!("cpu".parse::<Per>().unwrap(), Per::Cpu);
+        let err = "thread".parse::<Per>().unwrap_err();
+        assert!(err.to_string().contains("total, cpu or pid"), "{err}");
+        for hook in [
+            HookKind::Auto,
+            HookKind::TpBtf,
+            HookKind::RawTp,
+            HookKind::Tracepoint,
+        ] {
+            assert_eq!(hook.to_string().parse::<HookKind>().unwrap(), hook);
+        }
+    }
+
+    #[test]
+    fn roles_expand_per_hook() {
+        let roles = Roles::new(&["wakeup", "switch"], HookKind::Auto);
+        assert_eq!(roles.choices[1].0, "switch");
+        assert_eq!(
+            roles.choices[1].1,
+            vec!["switch_btf", "switch_raw", "switch_tp"]
+        );
+        let roles = Roles::new(&["switch"], HookKind::Tracepoint);
+        assert_eq!(roles.choices[0].1, vec!["switch_tp".to_owned()]);
+    }
+
+    #[test]
+    fn keys_become_labels() {
+        assert!(HistKey::Total.labels().is_empty());
+        let labels = HistKey::Pid {
+            pid: 7,
+            comm: "sh".into(),
+        }
+        .labels();
+        assert_eq!(labels.len(), 2);
+        assert_eq!(labels["pid"], coolbpf_core::LabelValue::Int(7));
+    }
+}
