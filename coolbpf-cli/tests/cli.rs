@@ -150,10 +150,16 @@ fn features_and_list_json_parse() {
         .collect();
     let names: Vec<&str> = probes.iter().filter_map(|p| p["name"].as_str()).collect();
     for required in ["syscount", "execsnoop"] {
-        assert!(names.contains(&required), "{required} is registered: {names:?}");
+        assert!(
+            names.contains(&required),
+            "{required} is registered: {names:?}"
+        );
     }
     let unavailable: Vec<&Value> = probes.iter().filter(|p| p["available"] != true).collect();
-    assert!(unavailable.is_empty(), "every probe runs on this kernel: {unavailable:?}");
+    assert!(
+        unavailable.is_empty(),
+        "every probe runs on this kernel: {unavailable:?}"
+    );
 }
 
 #[test]

@@ -121,7 +121,11 @@ static REGISTRY: &[ProbeInfo] = &[
         name: crate::runqlat::NAME,
         category: Category::Sched,
         description: "run-queue latency histograms (us): in all, per CPU or per process",
-        hooks: &["sched:sched_wakeup", "sched:sched_wakeup_new", "sched:sched_switch"],
+        hooks: &[
+            "sched:sched_wakeup",
+            "sched:sched_wakeup_new",
+            "sched:sched_switch",
+        ],
         requires: &[SYSCALL_HOOKS],
         options: crate::runqlat::OPTIONS,
         create: |options| {
@@ -147,7 +151,11 @@ static REGISTRY: &[ProbeInfo] = &[
         name: crate::runqslower::NAME,
         category: Category::Sched,
         description: "each run-queue wait above min_us, with the task that had the CPU",
-        hooks: &["sched:sched_wakeup", "sched:sched_wakeup_new", "sched:sched_switch"],
+        hooks: &[
+            "sched:sched_wakeup",
+            "sched:sched_wakeup_new",
+            "sched:sched_switch",
+        ],
         requires: &[SYSCALL_HOOKS, &["ringbuf"]],
         options: crate::runqslower::OPTIONS,
         create: |options| {
@@ -198,13 +206,19 @@ static REGISTRY: &[ProbeInfo] = &[
     ProbeInfo {
         name: crate::nosched::NAME,
         category: Category::Sched,
-        description: "tasks in kernel mode without rescheduling beyond threshold_us, with their kernel stack",
+        description:
+            "tasks in kernel mode without rescheduling beyond threshold_us, with their kernel stack",
         hooks: &[
             "perf_event:cpu-clock",
             "sched:sched_switch",
             "raw_syscalls:sys_exit",
         ],
-        requires: &[SYSCALL_HOOKS, &["perf_event_software"], &["bpf_get_stack"], &["ringbuf"]],
+        requires: &[
+            SYSCALL_HOOKS,
+            &["perf_event_software"],
+            &["bpf_get_stack"],
+            &["ringbuf"],
+        ],
         options: crate::nosched::OPTIONS,
         create: |options| {
             Ok(Box::new(crate::nosched::NoschedPlugin::new(

@@ -7,8 +7,8 @@
 //! cgroup id), so a sample it does not want costs a few loads and no stack walk; then it
 //! takes the kernel and user stacks with `bpf_get_stack` (up to 127 frames each, the
 //! kernel's `perf_event_max_stack` default) and sends one record per sample through a ring
-//! buffer. Userspace aggregates the samples into a [`Profile`](coolbpf_symbolize::Profile)
-//! and symbolizes each distinct address once.
+//! buffer. Userspace aggregates the samples into a [`Profile`] and symbolizes each
+//! distinct address once.
 //!
 //! # Why one record per sample, not aggregation in the kernel
 //!

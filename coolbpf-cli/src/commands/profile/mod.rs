@@ -187,10 +187,13 @@ fn warn(result: &SessionResult) {
     });
     if !exited.is_empty() {
         let addresses: usize = exited.iter().map(|failure| failure.addresses).sum();
+        let processes = match exited.len() {
+            1 => "1 process".to_owned(),
+            n => format!("{n} processes"),
+        };
         eprintln!(
-            "coolbpf: note: {} processes exited before they could be symbolized \
-             ({addresses} addresses show as [unknown])",
-            exited.len()
+            "coolbpf: note: {processes} exited before being symbolized \
+             ({addresses} addresses show as [unknown])"
         );
     }
     for failure in other {
