@@ -367,17 +367,20 @@ fn agreement(path: &Path, mode: Mode, addrs: &[u64]) {
     let ours = peers::digests(&mut Instance::new(Peer::Coolbpf, mode), path, mode, addrs);
     for peer in [Peer::Blazesym, Peer::Addr2line] {
         let theirs = peers::digests(&mut Instance::new(peer, mode), path, mode, addrs);
-        let share = |same: fn(&Digest, &Digest) -> bool| {
-            let n = ours.iter().zip(&theirs).filter(|(a, b)| same(a, b)).count();
-            100.0 * n as f64 / addrs.len() as f64
+        let differ = |same: fn(&Digest, &Digest) -> bool| {
+            ours.iter()
+                .zip(&theirs)
+                .filter(|(a, b)| !same(a, b))
+                .count()
         };
         println!(
-            "  agreement of {} with coolbpf: frame count {:.2}%, innermost line {:.2}%, \
-             outermost line {:.2}%",
+            "  {} differs from coolbpf at: frame count {} addresses, innermost line {}, \
+             outermost line {} (of {})",
             peer.name(),
-            share(|a, b| a.depth == b.depth),
-            share(|a, b| a.inner_line == b.inner_line),
-            share(|a, b| a.outer_line == b.outer_line)
+            differ(|a, b| a.depth == b.depth),
+            differ(|a, b| a.inner_line == b.inner_line),
+            differ(|a, b| a.outer_line == b.outer_line),
+            addrs.len()
         );
     }
 }
