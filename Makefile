@@ -1,10 +1,11 @@
 # coolbpf: two entry points for a fresh Debian machine (as root).
 #   make demo   installs what is missing, builds, shows the feature report, runs probes
-#   make test   installs what is missing, then format, lint, docs and the whole test suite
+#   make test   installs what is missing, then format, lint, docs, a bounded fuzzing run
+#               and the whole test suite
 CARGO ?= cargo
 export COOLBPF_REQUIRE_BPF ?= 0
 
-.PHONY: deps demo test lint doc build clean
+.PHONY: deps demo test lint doc fuzz build clean
 
 deps:
 	@scripts/install-deps.sh
@@ -22,7 +23,13 @@ lint: deps
 doc: deps
 	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --workspace --no-deps --locked
 
-test: lint doc
+# Fuzzes the symbolizer's ELF and DWARF parsing for FUZZ_SECONDS: no panic, no hang (10 s
+# an input), no more than 2 GiB; a failing input is left in coolbpf-symbolize/fuzz/artifacts.
+FUZZ_SECONDS ?= 60
+fuzz: deps
+	CARGO="$(CARGO)" coolbpf-symbolize/fuzz/run.sh $(FUZZ_SECONDS)
+
+test: lint doc fuzz
 	$(CARGO) test --workspace --locked
 
 clean:

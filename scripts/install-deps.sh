@@ -42,3 +42,8 @@ if ! command -v cargo >/dev/null; then
   exit 1
 fi
 
+# cargo-fuzz, for `make fuzz` (coolbpf-symbolize/fuzz): built on the stable toolchain.
+if ! cargo fuzz --version >/dev/null 2>&1; then
+  echo "install-deps: installing cargo-fuzz" >&2
+  cargo install --locked cargo-fuzz --version '^0.13'
+fi
