@@ -8,6 +8,7 @@ packages=(
   llvm             # llvm-strip/llvm-objdump for BPF objects
   libelf-dev       # libbpf (vendored by libbpf-sys) links against libelf
   zlib1g-dev       # ... and zlib
+  liblzma-dev      # xz, for .gnu_debugdata (MiniDebugInfo) in the symbolizer
   pkg-config
   libbpf-dev       # bpf/bpf_helpers.h and friends for the BPF side
   linux-libc-dev   # asm/unistd_64.h, asm/errno.h
