@@ -8,6 +8,7 @@ use std::fmt;
 use std::str::FromStr;
 
 use coolbpf_core::decode::c_string;
+use coolbpf_core::stream::KernelLosses;
 use coolbpf_core::{
     labels, BpfObject, Error, Histogram, Labels, Layout, MapView, Metric, ObjectBuilder, Record,
     Result,
@@ -268,22 +269,92 @@ impl SchedCounters {
     }
 }
 
-/// The records of one collect of a histogram probe: each histogram as metric `name`,
-/// the switch counter, and the loss counters.
-pub(crate) fn histogram_records(
-    probe: &str,
-    name: &str,
-    histograms: Vec<(HistKey, Histogram)>,
-    counters: SchedCounters,
-    losses: &coolbpf_core::stream::KernelLosses,
-) -> Vec<Record> {
-    let mut out: Vec<Record> = histograms
-        .into_iter()
-        .map(|(key, histogram)| Metric::histogram(probe, name, key.labels(), histogram).into())
-        .collect();
-    out.push(counters.to_metric(probe).into());
-    out.extend(losses.to_metrics(probe).into_iter().map(Record::from));
-    out
+/// A loaded, attached scheduler histogram probe ([`runqlat`](crate::runqlat),
+/// [`cpudist`](crate::cpudist)): its object, the `hists` and `sched_counters` maps, and
+/// how its histograms are keyed.
+#[derive(Debug)]
+pub struct SchedHistogram {
+    object: BpfObject,
+    hists: MapView,
+    counters: MapView,
+    per: Per,
+    programs: Vec<String>,
+}
+
+impl SchedHistogram {
+    /// Loads `object` with one program per role chosen for `hook`, filtered to `pid`'s
+    /// tasks and keyed by `per`, and attaches it.
+    pub(crate) fn start(
+        object: &'static [u8],
+        roles: &[&str],
+        hook: HookKind,
+        pid: Option<u32>,
+        per: Per,
+    ) -> Result<Self> {
+        let roles = Roles::new(roles, hook);
+        let builder = ObjectBuilder::from_bytes(object)
+            .global("coolbpf_filter_tgid", &pid.unwrap_or(0))
+            .global("per_mode", &per.mode());
+        let mut object = roles.configure(builder).load()?;
+        let programs = roles.attach(&mut object)?;
+        Ok(Self {
+            hists: object.map("hists")?,
+            counters: object.map("sched_counters")?,
+            object,
+            per,
+            programs,
+        })
+    }
+
+    /// The programs attached, one per hook (e.g. `wakeup_btf`, `switch_btf`).
+    pub fn programs(&self) -> &[String] {
+        &self.programs
+    }
+
+    /// Every histogram so far, by key (cumulative since start).
+    pub fn histograms(&self) -> Result<Vec<(HistKey, Histogram)>> {
+        read_histograms(&self.hists, self.per)
+    }
+
+    /// All histograms merged into one.
+    pub fn total(&self) -> Result<Histogram> {
+        Ok(merged(&self.histograms()?))
+    }
+
+    /// Switches seen and values measured.
+    pub fn counters(&self) -> Result<SchedCounters> {
+        SchedCounters::read(&self.counters)
+    }
+
+    /// Kernel-side losses (a full table).
+    pub fn losses(&self) -> Result<KernelLosses> {
+        KernelLosses::read(&self.object)
+    }
+
+    /// Detaches the programs; what was measured stays readable.
+    pub fn stop(&mut self) {
+        self.object.detach_all();
+    }
+
+    /// The records of one collect: each histogram as metric `metric` of `probe`, the
+    /// switch counter, and the loss counters.
+    pub(crate) fn records(&self, probe: &str, metric: &str) -> Result<Vec<Record>> {
+        let mut out: Vec<Record> = self
+            .histograms()?
+            .into_iter()
+            .map(|(key, histogram)| {
+                Metric::histogram(probe, metric, key.labels(), histogram).into()
+            })
+            .collect();
+        out.push(self.counters()?.to_metric(probe).into());
+        out.extend(
+            self.losses()?
+                .to_metrics(probe)
+                .into_iter()
+                .map(Record::from),
+        );
+        Ok(out)
+    }
 }
 
 #[cfg(test)]

@@ -6,13 +6,10 @@
 //! out. The histograms are cumulative since start; `sched_switch_total` counts every
 //! switch seen.
 
-use coolbpf_core::stream::KernelLosses;
-use coolbpf_core::{
-    BpfObject, Error, Histogram, MapView, ObjectBuilder, Plugin, PluginContext, Record, Result,
-};
+use coolbpf_core::{Error, Plugin, PluginContext, Record, Result};
 
 use crate::options::{OptionSpec, ProbeOptions};
-use crate::sched::{self, HistKey, HookKind, Per, Roles, SchedCounters, HOOK};
+use crate::sched::{HookKind, Per, SchedHistogram, HOOK};
 
 static OBJECT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/cpudist.bpf.o"));
 
@@ -68,63 +65,29 @@ impl CpudistConfig {
     }
 }
 
-/// A running `cpudist`.
+/// A running `cpudist`: a [`SchedHistogram`] (its readers are reached through `Deref`).
 #[derive(Debug)]
-pub struct Cpudist {
-    object: BpfObject,
-    hists: MapView,
-    counters: MapView,
-    per: Per,
-    programs: Vec<String>,
-}
+pub struct Cpudist(SchedHistogram);
 
 impl Cpudist {
     /// Loads and attaches the probe.
     pub fn start(config: &CpudistConfig) -> Result<Self> {
         config.validate()?;
-        let roles = Roles::new(&ROLES, config.hook);
-        let builder = ObjectBuilder::from_bytes(OBJECT)
-            .global("coolbpf_filter_tgid", &config.pid.unwrap_or(0))
-            .global("per_mode", &config.per.mode());
-        let mut object = roles.configure(builder).load()?;
-        let programs = roles.attach(&mut object)?;
-        Ok(Self {
-            hists: object.map("hists")?,
-            counters: object.map("sched_counters")?,
-            object,
-            per: config.per,
-            programs,
-        })
+        SchedHistogram::start(OBJECT, &ROLES, config.hook, config.pid, config.per).map(Self)
     }
+}
 
-    /// The program attached (`switch_btf`, `switch_raw` or `switch_tp`).
-    pub fn programs(&self) -> &[String] {
-        &self.programs
+impl std::ops::Deref for Cpudist {
+    type Target = SchedHistogram;
+
+    fn deref(&self) -> &SchedHistogram {
+        &self.0
     }
+}
 
-    /// Every histogram so far, by key (cumulative since start).
-    pub fn histograms(&self) -> Result<Vec<(HistKey, Histogram)>> {
-        sched::read_histograms(&self.hists, self.per)
-    }
-
-    /// All histograms merged into one.
-    pub fn total(&self) -> Result<Histogram> {
-        Ok(sched::merged(&self.histograms()?))
-    }
-
-    /// Switches seen and on-CPU spans measured.
-    pub fn counters(&self) -> Result<SchedCounters> {
-        SchedCounters::read(&self.counters)
-    }
-
-    /// Kernel-side losses (a full table).
-    pub fn losses(&self) -> Result<KernelLosses> {
-        KernelLosses::read(&self.object)
-    }
-
-    /// Detaches the program; what was measured stays readable.
-    pub fn stop(&mut self) {
-        self.object.detach_all();
+impl std::ops::DerefMut for Cpudist {
+    fn deref_mut(&mut self) -> &mut SchedHistogram {
+        &mut self.0
     }
 }
 
@@ -158,13 +121,7 @@ impl Plugin for CpudistPlugin {
 
     fn collect(&mut self, out: &mut Vec<Record>) -> Result<()> {
         if let Some(running) = &self.running {
-            out.extend(sched::histogram_records(
-                NAME,
-                METRIC,
-                running.histograms()?,
-                running.counters()?,
-                &running.losses()?,
-            ));
+            out.extend(running.records(NAME, METRIC)?);
         }
         Ok(())
     }

@@ -7,13 +7,10 @@
 //! histograms are cumulative since start. The probe also counts every sched_switch it saw
 //! (`sched_switch_total`), which the kernel's `ctxt` in /proc/stat can be checked against.
 
-use coolbpf_core::stream::KernelLosses;
-use coolbpf_core::{
-    BpfObject, Histogram, MapView, ObjectBuilder, Plugin, PluginContext, Record, Result,
-};
+use coolbpf_core::{Plugin, PluginContext, Record, Result};
 
 use crate::options::{OptionSpec, ProbeOptions};
-use crate::sched::{self, HistKey, HookKind, Per, Roles, SchedCounters, HOOK};
+use crate::sched::{HookKind, Per, SchedHistogram, HOOK};
 
 static OBJECT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/runqlat.bpf.o"));
 
@@ -57,63 +54,28 @@ impl RunqlatConfig {
     }
 }
 
-/// A running `runqlat`.
+/// A running `runqlat`: a [`SchedHistogram`] (its readers are reached through `Deref`).
 #[derive(Debug)]
-pub struct Runqlat {
-    object: BpfObject,
-    hists: MapView,
-    counters: MapView,
-    per: Per,
-    programs: Vec<String>,
-}
+pub struct Runqlat(SchedHistogram);
 
 impl Runqlat {
     /// Loads and attaches the probe.
     pub fn start(config: &RunqlatConfig) -> Result<Self> {
-        let roles = Roles::new(&ROLES, config.hook);
-        let builder = ObjectBuilder::from_bytes(OBJECT)
-            .global("coolbpf_filter_tgid", &config.pid.unwrap_or(0))
-            .global("per_mode", &config.per.mode());
-        let mut object = roles.configure(builder).load()?;
-        let programs = roles.attach(&mut object)?;
-        Ok(Self {
-            hists: object.map("hists")?,
-            counters: object.map("sched_counters")?,
-            object,
-            per: config.per,
-            programs,
-        })
+        SchedHistogram::start(OBJECT, &ROLES, config.hook, config.pid, config.per).map(Self)
     }
+}
 
-    /// The programs attached, one per hook (e.g. `wakeup_btf`, `wakeup_new_btf`,
-    /// `switch_btf`).
-    pub fn programs(&self) -> &[String] {
-        &self.programs
+impl std::ops::Deref for Runqlat {
+    type Target = SchedHistogram;
+
+    fn deref(&self) -> &SchedHistogram {
+        &self.0
     }
+}
 
-    /// Every histogram so far, by key (cumulative since start).
-    pub fn histograms(&self) -> Result<Vec<(HistKey, Histogram)>> {
-        sched::read_histograms(&self.hists, self.per)
-    }
-
-    /// All histograms merged into one.
-    pub fn total(&self) -> Result<Histogram> {
-        Ok(sched::merged(&self.histograms()?))
-    }
-
-    /// Switches seen and latencies measured.
-    pub fn counters(&self) -> Result<SchedCounters> {
-        SchedCounters::read(&self.counters)
-    }
-
-    /// Kernel-side losses (a full table).
-    pub fn losses(&self) -> Result<KernelLosses> {
-        KernelLosses::read(&self.object)
-    }
-
-    /// Detaches the programs; what was measured stays readable.
-    pub fn stop(&mut self) {
-        self.object.detach_all();
+impl std::ops::DerefMut for Runqlat {
+    fn deref_mut(&mut self) -> &mut SchedHistogram {
+        &mut self.0
     }
 }
 
@@ -147,13 +109,7 @@ impl Plugin for RunqlatPlugin {
 
     fn collect(&mut self, out: &mut Vec<Record>) -> Result<()> {
         if let Some(running) = &self.running {
-            out.extend(sched::histogram_records(
-                NAME,
-                METRIC,
-                running.histograms()?,
-                running.counters()?,
-                &running.losses()?,
-            ));
+            out.extend(running.records(NAME, METRIC)?);
         }
         Ok(())
     }
