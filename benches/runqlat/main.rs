@@ -1,0 +1,282 @@
+//! runqlat overhead benchmark: how much slower a context-switch-heavy workload runs while
+//! run-queue latency is being measured.
+//!
+//! The workload is a pipe ping-pong between two forked processes, a fixed number of round
+//! trips; every hop is a wakeup and a context switch, the events runqlat hooks. It is
+//! timed (wall, and the CPU time of both processes) with no tracing, with coolbpf's
+//! `runqlat` running in this process (`Runqlat::start`, default config: one histogram of
+//! every task, tp_btf hooks), and with the equivalent bpftrace script running (started,
+//! and waited for until its BEGIN probe ran, before the workload starts). Variants are
+//! interleaved over rounds (the order rotates each round) and each traced run is divided
+//! by the untraced run of its round; the medians and ranges of those ratios are reported,
+//! and coolbpf's time divided by bpftrace's in the same round. Finally each tracer runs
+//! the workload once more with `BPF_ENABLE_STATS`, for the kernel's own accounting of the
+//! programs' run time (kept off during the timed rounds, as it adds a cost of its own).
+//!
+//! Run with `sudo cargo bench --bench runqlat`. Without `--bench` (`cargo test
+//! --benches`) it runs one tiny round as a smoke test. Without root or BPF it says why
+//! and exits 0; without bpftrace the bpftrace rows are left out. Results and their
+//! reading are in BENCHMARKS.md.
+
+#[path = "../profile/bpfstats.rs"]
+mod bpfstats;
+mod bpftrace;
+mod workload;
+
+use std::io;
+use std::path::Path;
+
+use coolbpf::probes::runqlat::{Runqlat, RunqlatConfig};
+use coolbpf::Environment;
+
+use bpftrace::Bpftrace;
+use workload::{ping_pong, Usage};
+
+/// Sizes of the full run and of the smoke test.
+struct Plan {
+    rounds: usize,
+    round_trips: u32,
+}
+
+const FULL: Plan = Plan {
+    rounds: 7,
+    round_trips: 200_000,
+};
+const SMOKE: Plan = Plan {
+    rounds: 1,
+    round_trips: 2_000,
+};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Variant {
+    None,
+    Coolbpf,
+    Bpftrace,
+}
+
+impl Variant {
+    fn name(self) -> &'static str {
+        match self {
+            Self::None => "no tracing",
+            Self::Coolbpf => "coolbpf runqlat",
+            Self::Bpftrace => "bpftrace script",
+        }
+    }
+}
+
+fn main() {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        println!("skipping the runqlat benchmark: not root");
+        return;
+    }
+    if let Err(err) = Environment::prepare() {
+        println!("skipping the runqlat benchmark: BPF unavailable: {err}");
+        return;
+    }
+    let plan = if std::env::args().any(|a| a == "--bench") {
+        FULL
+    } else {
+        SMOKE
+    };
+    if let Err(err) = run(&plan) {
+        eprintln!("runqlat benchmark failed: {err}");
+        std::process::exit(1);
+    }
+}
+
+/// Runs the workload under `variant`; the usage and the switches the tracer counted.
+fn measure(variant: Variant, bpftrace: Option<&Path>, round_trips: u32) -> io::Result<Measured> {
+    Ok(match (variant, bpftrace) {
+        (Variant::Coolbpf, _) => {
+            let mut probe = Runqlat::start(&RunqlatConfig::default()).map_err(io::Error::other)?;
+            let before = probe.counters().map_err(io::Error::other)?.switches;
+            let usage = ping_pong(round_trips)?;
+            let after = probe.counters().map_err(io::Error::other)?.switches;
+            probe.stop();
+            let latencies = probe.total().map_err(io::Error::other)?.count;
+            Measured {
+                usage,
+                traced: Some(after - before),
+                latencies,
+            }
+        }
+        (Variant::Bpftrace, Some(path)) => {
+            let peer = Bpftrace::start(path)?;
+            let usage = ping_pong(round_trips)?;
+            let traced = peer.stop()?;
+            Measured {
+                usage,
+                traced: Some(traced),
+                latencies: 0,
+            }
+        }
+        _ => Measured {
+            usage: ping_pong(round_trips)?,
+            traced: None,
+            latencies: 0,
+        },
+    })
+}
+
+struct Measured {
+    usage: Usage,
+    /// Switches the tracer counted during the workload (bpftrace: while it ran).
+    traced: Option<u64>,
+    /// Latencies coolbpf measured (0 for the others).
+    latencies: u64,
+}
+
+/// Per round: (variant, usage).
+type Rounds = Vec<Vec<(Variant, Usage)>>;
+
+fn run(plan: &Plan) -> io::Result<()> {
+    // Feature detection loads probes of its own: done once, before anything is timed.
+    coolbpf::Features::detect().map_err(io::Error::other)?;
+    let bpftrace = bpftrace::find();
+    let mut variants = vec![Variant::None, Variant::Coolbpf];
+    if bpftrace.is_some() {
+        variants.push(Variant::Bpftrace);
+    } else {
+        println!("bpftrace not found: the bpftrace rows are left out");
+    }
+    // A warm-up run, not counted.
+    ping_pong(plan.round_trips / 10)?;
+    let mut rounds: Rounds = Vec::new();
+    for round in 0..plan.rounds {
+        let mut this = Vec::new();
+        for offset in 0..variants.len() {
+            let variant = variants[(round + offset) % variants.len()];
+            let m = measure(variant, bpftrace.as_deref(), plan.round_trips)?;
+            eprintln!(
+                "round {round} {:<16} wall {:>8.3} s  cpu {:>7.3} s  switches {:>8} ({} traced, {} latencies)",
+                variant.name(),
+                m.usage.wall.as_secs_f64(),
+                m.usage.cpu.as_secs_f64(),
+                m.usage.switches,
+                m.traced.map_or_else(|| "-".into(), |n| n.to_string()),
+                m.latencies,
+            );
+            this.push((variant, m.usage));
+        }
+        rounds.push(this);
+    }
+    print_results(plan, &variants, &rounds);
+    kernel_accounting(&variants, bpftrace.as_deref(), plan.round_trips)
+}
+
+fn median(mut values: Vec<f64>) -> (f64, f64, f64) {
+    values.sort_by(f64::total_cmp);
+    let mid = values.len() / 2;
+    let median = if values.len() % 2 == 0 {
+        (values[mid - 1] + values[mid]) / 2.0
+    } else {
+        values[mid]
+    };
+    (median, values[0], values[values.len() - 1])
+}
+
+/// The ratio `of / to` in every round, by `pick` (wall or cpu seconds).
+fn ratios(rounds: &Rounds, of: Variant, to: Variant, pick: fn(&Usage) -> f64) -> Vec<f64> {
+    rounds
+        .iter()
+        .filter_map(|round| {
+            let find = |v: Variant| round.iter().find(|(w, _)| *w == v).map(|(_, u)| pick(u));
+            Some(find(of)? / find(to)?)
+        })
+        .collect()
+}
+
+fn print_results(plan: &Plan, variants: &[Variant], rounds: &Rounds) {
+    let wall = |u: &Usage| u.wall.as_secs_f64();
+    let cpu = |u: &Usage| u.cpu.as_secs_f64();
+    println!(
+        "\npipe ping-pong, {} round trips, {} rounds (order rotated each round)",
+        plan.round_trips, plan.rounds
+    );
+    println!(
+        "{:<16} {:>24} {:>24} {:>14}",
+        "variant", "wall: median (range)", "cpu: median (range)", "switches (med)"
+    );
+    for &variant in variants {
+        let all = |pick: fn(&Usage) -> f64| -> Vec<f64> {
+            rounds
+                .iter()
+                .flatten()
+                .filter(|(v, _)| *v == variant)
+                .map(|(_, u)| pick(u))
+                .collect()
+        };
+        let (w, w_lo, w_hi) = median(all(wall));
+        let (c, c_lo, c_hi) = median(all(cpu));
+        let (s, _, _) = median(all(|u| u.switches as f64));
+        println!(
+            "{:<16} {w:>7.3} s ({w_lo:.3}-{w_hi:.3}) {c:>7.3} s ({c_lo:.3}-{c_hi:.3}) {s:>14.0}",
+            variant.name()
+        );
+    }
+    println!(
+        "\n{:<30} {:>24} {:>24}",
+        "ratio (same round)", "wall: median (range)", "cpu: median (range)"
+    );
+    let pairs = [
+        (Variant::Coolbpf, Variant::None, "coolbpf / none"),
+        (Variant::Bpftrace, Variant::None, "bpftrace / none"),
+        (Variant::Coolbpf, Variant::Bpftrace, "coolbpf / bpftrace"),
+    ];
+    for (of, to, name) in pairs {
+        let w = ratios(rounds, of, to, wall);
+        let c = ratios(rounds, of, to, cpu);
+        if w.is_empty() {
+            continue;
+        }
+        let ((w, w_lo, w_hi), (c, c_lo, c_hi)) = (median(w), median(c));
+        println!("{name:<30} {w:>7.4}x ({w_lo:.3}-{w_hi:.3}) {c:>7.4}x ({c_lo:.3}-{c_hi:.3})");
+    }
+}
+
+/// One more workload run per tracer with BPF run-time statistics on: the programs' runs
+/// and time as the kernel accounts them.
+fn kernel_accounting(
+    variants: &[Variant],
+    bpftrace: Option<&Path>,
+    round_trips: u32,
+) -> io::Result<()> {
+    let _stats = bpfstats::enable()?;
+    println!("\nkernel accounting (BPF_ENABLE_STATS), one more run each");
+    println!(
+        "{:<16} {:>12} {:>12} {:>16} {:>14}",
+        "tracer", "prog runs", "ns per run", "runs/round trip", "BPF ms in all"
+    );
+    for &variant in variants {
+        let (ns, runs) = match (variant, bpftrace) {
+            (Variant::Coolbpf, _) => {
+                let mut probe =
+                    Runqlat::start(&RunqlatConfig::default()).map_err(io::Error::other)?;
+                let me = std::process::id();
+                let before = bpfstats::of_process(me)?;
+                ping_pong(round_trips)?;
+                let after = bpfstats::of_process(me)?;
+                probe.stop();
+                (after.0 - before.0, after.1 - before.1)
+            }
+            (Variant::Bpftrace, Some(path)) => {
+                let peer = Bpftrace::start(path)?;
+                let before = bpfstats::of_process(peer.pid())?;
+                ping_pong(round_trips)?;
+                let after = bpfstats::of_process(peer.pid())?;
+                peer.stop()?;
+                (after.0 - before.0, after.1 - before.1)
+            }
+            _ => continue,
+        };
+        println!(
+            "{:<16} {runs:>12} {:>12.0} {:>16.2} {:>14.1}",
+            variant.name(),
+            ns as f64 / runs.max(1) as f64,
+            runs as f64 / f64::from(round_trips),
+            ns as f64 / 1e6
+        );
+    }
+    Ok(())
+}
