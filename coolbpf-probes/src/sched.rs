@@ -347,12 +347,7 @@ impl SchedHistogram {
             })
             .collect();
         out.push(self.counters()?.to_metric(probe).into());
-        out.extend(
-            self.losses()?
-                .to_metrics(probe)
-                .into_iter()
-                .map(Record::from),
-        );
+        out.extend(self.losses()?.to_records(probe));
         Ok(out)
     }
 }

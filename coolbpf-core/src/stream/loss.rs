@@ -6,7 +6,7 @@ use serde::Serialize;
 
 use crate::error::Result;
 use crate::map::MapView;
-use crate::record::Metric;
+use crate::record::{Metric, Record};
 use crate::{labels, BpfObject};
 
 /// Name of the per-CPU loss-counter map defined by `coolbpf.bpf.h`.
@@ -97,6 +97,14 @@ impl KernelLosses {
         self.ringbuf_reserve + self.map_full + self.stack + self.perf_output
     }
 
+    /// [`Self::to_metrics`] as records, what a plugin's `collect` hands over.
+    pub fn to_records(&self, probe: &str) -> Vec<Record> {
+        self.to_metrics(probe)
+            .into_iter()
+            .map(Record::from)
+            .collect()
+    }
+
     /// These counters as `events_lost_total{source=...}` metrics of probe `core`.
     pub fn to_metrics(&self, probe: &str) -> Vec<Metric> {
         [
@@ -152,6 +160,14 @@ impl Losses {
             + perf
             + self.channel_overflow
             + self.decode_errors
+    }
+
+    /// [`Self::to_metrics`] as records, what a plugin's `collect` hands over.
+    pub fn to_records(&self, probe: &str) -> Vec<Record> {
+        self.to_metrics(probe)
+            .into_iter()
+            .map(Record::from)
+            .collect()
     }
 
     /// These counters as `events_lost_total{source=...}` metrics of probe `core`.

@@ -139,13 +139,7 @@ impl Plugin for ExecsnoopPlugin {
 
     fn collect(&mut self, out: &mut Vec<Record>) -> Result<()> {
         if let Some(running) = &self.running {
-            out.extend(
-                running
-                    .losses()?
-                    .to_metrics(NAME)
-                    .into_iter()
-                    .map(Record::from),
-            );
+            out.extend(running.losses()?.to_records(NAME));
         }
         Ok(())
     }

@@ -167,13 +167,7 @@ impl Plugin for HardirqsPlugin {
                 let labels = labels! { "irq" => irq.irq, "name" => irq.name };
                 out.push(Metric::histogram(NAME, METRIC, labels, irq.histogram).into());
             }
-            out.extend(
-                running
-                    .losses()?
-                    .to_metrics(NAME)
-                    .into_iter()
-                    .map(Record::from),
-            );
+            out.extend(running.losses()?.to_records(NAME));
         }
         Ok(())
     }

@@ -271,7 +271,7 @@ impl Plugin for OffCpuPlugin {
         out.push(
             Metric::counter(NAME, "off_cpu_spans_total", labels! {}, counters.measured).into(),
         );
-        out.extend(losses?.to_metrics(NAME).into_iter().map(Record::from));
+        out.extend(losses?.to_records(NAME));
         Ok(())
     }
 

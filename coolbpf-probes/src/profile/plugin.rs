@@ -70,8 +70,7 @@ impl Plugin for ProfilePlugin {
         }
         let samples = running.profiler.sample_count();
         out.push(Metric::counter(NAME, "samples_total", labels! {}, samples).into());
-        let losses = running.profiler.losses()?.to_metrics(NAME);
-        out.extend(losses.into_iter().map(Record::from));
+        out.extend(running.profiler.losses()?.to_records(NAME));
         Ok(())
     }
 

@@ -183,13 +183,7 @@ impl Plugin for RunqslowerPlugin {
     fn collect(&mut self, out: &mut Vec<Record>) -> Result<()> {
         if let Some(running) = &self.running {
             out.push(running.counters()?.to_metric(NAME).into());
-            out.extend(
-                running
-                    .losses()?
-                    .to_metrics(NAME)
-                    .into_iter()
-                    .map(Record::from),
-            );
+            out.extend(running.losses()?.to_records(NAME));
         }
         Ok(())
     }

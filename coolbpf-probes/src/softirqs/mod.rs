@@ -161,13 +161,7 @@ impl Plugin for SoftirqsPlugin {
                 let labels = labels! { "vector" => vector.name };
                 out.push(Metric::histogram(NAME, METRIC, labels, vector.histogram).into());
             }
-            out.extend(
-                running
-                    .losses()?
-                    .to_metrics(NAME)
-                    .into_iter()
-                    .map(Record::from),
-            );
+            out.extend(running.losses()?.to_records(NAME));
         }
         Ok(())
     }

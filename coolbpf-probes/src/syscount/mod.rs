@@ -179,13 +179,7 @@ impl Plugin for SyscountPlugin {
                 labels! { "pid" => count.pid, "comm" => count.comm, "syscall" => count.name };
             out.push(Metric::counter(NAME, "syscalls_total", labels, count.count).into());
         }
-        out.extend(
-            running
-                .losses()?
-                .to_metrics(NAME)
-                .into_iter()
-                .map(Record::from),
-        );
+        out.extend(running.losses()?.to_records(NAME));
         Ok(())
     }
 
