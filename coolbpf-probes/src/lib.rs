@@ -43,8 +43,10 @@ pub mod registry;
 pub mod runqlat;
 pub mod runqslower;
 pub mod sched;
+pub mod session;
 pub mod softirqs;
 pub mod syscount;
 
 pub use options::{OptionSpec, ProbeOptions};
 pub use registry::{find, probes, Availability, Category, ProbeInfo};
+pub use session::ProbeSession;

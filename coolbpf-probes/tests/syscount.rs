@@ -7,7 +7,7 @@ use coolbpf_core::sink::MemorySink;
 use coolbpf_core::testing::bpf_available;
 use coolbpf_core::{LabelValue, MetricValue, Record, Runtime};
 use coolbpf_probes::syscount::{Syscount, SyscountConfig};
-use coolbpf_probes::ProbeOptions;
+use coolbpf_probes::{ProbeOptions, ProbeSession};
 
 /// A forked child that waits for a byte on a pipe, makes `calls` getppid syscalls and
 /// exits. Between fork and exit it only makes raw syscalls (async-signal-safe).
@@ -140,4 +140,38 @@ fn child_pid_label(metric: &coolbpf_core::Metric) -> i64 {
         Some(LabelValue::Int(pid)) => *pid,
         other => panic!("pid label should be an integer, got {other:?}"),
     }
+}
+
+#[test]
+fn session_polls_the_exact_count_after_stop() {
+    if !bpf_available("session_polls_the_exact_count_after_stop") {
+        return;
+    }
+    const CALLS: u64 = 321;
+    let child = Child::spawn(CALLS);
+    let options = ProbeOptions::new().with_pid(child.pid as u32);
+    let mut session =
+        ProbeSession::open("syscount", &options, Duration::from_secs(60)).expect("open");
+    session.start().expect("start");
+    assert!(session.is_running());
+    child.run_to_exit();
+    session.stop().expect("stop");
+    assert!(!session.is_running());
+    // Stopping delivered the final collect: it is queued, and one poll takes all of it.
+    let records = session.poll(Duration::from_secs(5)).expect("poll");
+    let getppid = records.iter().find_map(|record| match record {
+        Record::Metric(m)
+            if m.name == "syscalls_total"
+                && m.label("syscall") == Some(&LabelValue::from("getppid")) =>
+        {
+            Some(m.value.clone())
+        }
+        _ => None,
+    });
+    assert_eq!(getppid, Some(MetricValue::Counter(CALLS)), "{records:?}");
+    assert_eq!(session.records_dropped(), 0);
+    assert!(session
+        .poll(Duration::from_millis(10))
+        .expect("poll")
+        .is_empty());
 }
