@@ -27,10 +27,10 @@ use std::io;
 use std::path::Path;
 
 use coolbpf::probes::runqlat::{Runqlat, RunqlatConfig};
-use coolbpf::Environment;
+use coolbpf::{BpfObject, Environment, ObjectBuilder};
 
 use bpftrace::Bpftrace;
-use workload::{ping_pong, Usage};
+use workload::{bench_cpu, ping_pong, Usage};
 
 /// Sizes of the full run and of the smoke test.
 struct Plan {
@@ -50,6 +50,8 @@ const SMOKE: Plan = Plan {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Variant {
     None,
+    /// Empty programs on the same hooks: the cost of running any BPF program there.
+    Floor,
     Coolbpf,
     Bpftrace,
 }
@@ -58,6 +60,7 @@ impl Variant {
     fn name(self) -> &'static str {
         match self {
             Self::None => "no tracing",
+            Self::Floor => "empty programs",
             Self::Coolbpf => "coolbpf runqlat",
             Self::Bpftrace => "bpftrace script",
         }
@@ -74,14 +77,34 @@ fn main() {
         println!("skipping the runqlat benchmark: BPF unavailable: {err}");
         return;
     }
-    let plan = if std::env::args().any(|a| a == "--bench") {
+    let mut plan = if std::env::args().any(|a| a == "--bench") {
         FULL
     } else {
         SMOKE
     };
+    // Shorter or longer runs for experiments, without editing the plan.
+    if let Some(rounds) = env_number("COOLBPF_BENCH_ROUNDS") {
+        plan.rounds = rounds as usize;
+    }
+    if let Some(trips) = env_number("COOLBPF_BENCH_ROUND_TRIPS") {
+        plan.round_trips = trips;
+    }
     if let Err(err) = run(&plan) {
         eprintln!("runqlat benchmark failed: {err}");
         std::process::exit(1);
+    }
+}
+
+/// A positive number from environment variable `name`, if set (a bad value is ignored,
+/// with a word on stderr).
+fn env_number(name: &str) -> Option<u32> {
+    let text = std::env::var(name).ok()?;
+    match text.parse::<u32>() {
+        Ok(n) if n > 0 => Some(n),
+        _ => {
+            eprintln!("ignoring {name}={text}: expected a positive integer");
+            None
+        }
     }
 }
 
@@ -91,7 +114,7 @@ fn measure(variant: Variant, bpftrace: Option<&Path>, round_trips: u32) -> io::R
         (Variant::Coolbpf, _) => {
             let mut probe = Runqlat::start(&RunqlatConfig::default()).map_err(io::Error::other)?;
             let before = probe.counters().map_err(io::Error::other)?.switches;
-            let usage = ping_pong(round_trips)?;
+            let usage = ping_pong(round_trips, bench_cpu())?;
             let after = probe.counters().map_err(io::Error::other)?.switches;
             probe.stop();
             let latencies = probe.total().map_err(io::Error::other)?.count;
@@ -101,9 +124,19 @@ fn measure(variant: Variant, bpftrace: Option<&Path>, round_trips: u32) -> io::R
                 latencies,
             }
         }
+        (Variant::Floor, _) => {
+            let floor = Floor::attach().map_err(io::Error::other)?;
+            let usage = ping_pong(round_trips, bench_cpu())?;
+            drop(floor);
+            Measured {
+                usage,
+                traced: None,
+                latencies: 0,
+            }
+        }
         (Variant::Bpftrace, Some(path)) => {
             let peer = Bpftrace::start(path)?;
-            let usage = ping_pong(round_trips)?;
+            let usage = ping_pong(round_trips, bench_cpu())?;
             let traced = peer.stop()?;
             Measured {
                 usage,
@@ -112,11 +145,27 @@ fn measure(variant: Variant, bpftrace: Option<&Path>, round_trips: u32) -> io::R
             }
         }
         _ => Measured {
-            usage: ping_pong(round_trips)?,
+            usage: ping_pong(round_trips, bench_cpu())?,
             traced: None,
             latencies: 0,
         },
     })
+}
+
+/// The empty programs of `benches/bpf/sched_floor.bpf.c`, attached; dropping detaches.
+struct Floor {
+    _object: BpfObject,
+}
+
+impl Floor {
+    fn attach() -> coolbpf::Result<Self> {
+        static OBJECT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/sched_floor.bpf.o"));
+        let mut object = ObjectBuilder::from_bytes(OBJECT).load()?;
+        for program in ["floor_wakeup", "floor_wakeup_new", "floor_switch"] {
+            object.attach_auto(program)?;
+        }
+        Ok(Self { _object: object })
+    }
 }
 
 struct Measured {
@@ -134,14 +183,14 @@ fn run(plan: &Plan) -> io::Result<()> {
     // Feature detection loads probes of its own: done once, before anything is timed.
     coolbpf::Features::detect().map_err(io::Error::other)?;
     let bpftrace = bpftrace::find();
-    let mut variants = vec![Variant::None, Variant::Coolbpf];
+    let mut variants = vec![Variant::None, Variant::Floor, Variant::Coolbpf];
     if bpftrace.is_some() {
         variants.push(Variant::Bpftrace);
     } else {
         println!("bpftrace not found: the bpftrace rows are left out");
     }
     // A warm-up run, not counted.
-    ping_pong(plan.round_trips / 10)?;
+    ping_pong(plan.round_trips / 10, bench_cpu())?;
     let mut rounds: Rounds = Vec::new();
     for round in 0..plan.rounds {
         let mut this = Vec::new();
@@ -220,6 +269,7 @@ fn print_results(plan: &Plan, variants: &[Variant], rounds: &Rounds) {
         "ratio (same round)", "wall: median (range)", "cpu: median (range)"
     );
     let pairs = [
+        (Variant::Floor, Variant::None, "empty programs / none"),
         (Variant::Coolbpf, Variant::None, "coolbpf / none"),
         (Variant::Bpftrace, Variant::None, "bpftrace / none"),
         (Variant::Coolbpf, Variant::Bpftrace, "coolbpf / bpftrace"),
@@ -250,12 +300,21 @@ fn kernel_accounting(
     );
     for &variant in variants {
         let (ns, runs) = match (variant, bpftrace) {
+            (Variant::Floor, _) => {
+                let floor = Floor::attach().map_err(io::Error::other)?;
+                let me = std::process::id();
+                let before = bpfstats::of_process(me)?;
+                ping_pong(round_trips, bench_cpu())?;
+                let after = bpfstats::of_process(me)?;
+                drop(floor);
+                (after.0 - before.0, after.1 - before.1)
+            }
             (Variant::Coolbpf, _) => {
                 let mut probe =
                     Runqlat::start(&RunqlatConfig::default()).map_err(io::Error::other)?;
                 let me = std::process::id();
                 let before = bpfstats::of_process(me)?;
-                ping_pong(round_trips)?;
+                ping_pong(round_trips, bench_cpu())?;
                 let after = bpfstats::of_process(me)?;
                 probe.stop();
                 (after.0 - before.0, after.1 - before.1)
@@ -263,7 +322,7 @@ fn kernel_accounting(
             (Variant::Bpftrace, Some(path)) => {
                 let peer = Bpftrace::start(path)?;
                 let before = bpfstats::of_process(peer.pid())?;
-                ping_pong(round_trips)?;
+                ping_pong(round_trips, bench_cpu())?;
                 let after = bpfstats::of_process(peer.pid())?;
                 peer.stop()?;
                 (after.0 - before.0, after.1 - before.1)

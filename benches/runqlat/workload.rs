@@ -96,18 +96,47 @@ fn reap(pid: libc::pid_t) -> io::Result<Duration> {
     Ok(time(usage.ru_utime) + time(usage.ru_stime))
 }
 
-/// Runs `round_trips` round trips of the ping-pong and measures them.
-pub fn ping_pong(round_trips: u32) -> io::Result<Usage> {
+/// Pins the calling process to `cpu` (a raw syscall: safe in a forked child).
+fn pin(cpu: usize) -> bool {
+    // SAFETY: an all-zero cpu_set_t is the empty set; CPU_SET writes inside it (it checks
+    // the index against the set's size), and sched_setaffinity reads the live set.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu, &mut set);
+        libc::sched_setaffinity(0, size_of::<libc::cpu_set_t>(), &raw const set) == 0
+    }
+}
+
+/// The CPU both ping-pong processes run on: the last online one (away from CPU 0,
+/// where most housekeeping lands).
+pub fn bench_cpu() -> usize {
+    // SAFETY: sysconf has no preconditions.
+    let online = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) };
+    usize::try_from(online).unwrap_or(1).saturating_sub(1)
+}
+
+/// Runs `round_trips` round trips of the ping-pong and measures them. Both processes
+/// are pinned to `cpu`: every hop is then a wakeup and a switch on that CPU, the same
+/// regime whatever else the machine runs (unpinned, the pair spreads over idle CPUs and
+/// each hop becomes a cross-CPU wakeup through idle, or shares a CPU under load, and
+/// the two regimes differ by a factor of five).
+pub fn ping_pong(round_trips: u32, cpu: usize) -> io::Result<Usage> {
     let there = pipe()?;
     let back = pipe()?;
     let ctxt_before = ctxt()?;
     let started = Instant::now();
     let first = fork(|| {
+        if !pin(cpu) {
+            return false;
+        }
         close(there[0]);
         close(back[1]);
         (0..round_trips).all(|_| send(there[1]) && receive(back[0]))
     });
     let second = fork(|| {
+        if !pin(cpu) {
+            return false;
+        }
         close(there[1]);
         close(back[0]);
         (0..round_trips).all(|_| receive(there[0]) && send(back[1]))

@@ -98,6 +98,22 @@ impl MapView {
         }
     }
 
+    /// The value at `key` of a per-CPU map, one per possible CPU (indexed by CPU id), or
+    /// `None`. Fails on a map that is not per-CPU.
+    pub fn lookup_per_cpu(&self, key: &[u8]) -> Result<Option<Vec<Vec<u8>>>> {
+        self.check_key(key)?;
+        if !self.map_type().is_percpu() {
+            return Err(Error::InvalidArgument(format!(
+                "map {} is a {:?}, not a per-CPU map",
+                self.name,
+                self.map_type()
+            )));
+        }
+        self.handle
+            .lookup_percpu(key, MapFlags::ANY)
+            .map_err(|e| Error::bpf(format!("lookup in map {}", self.name), e))
+    }
+
     /// Writes `value` at `key`.
     pub fn update(&self, key: &[u8], value: &[u8]) -> Result<()> {
         self.check_key(key)?;

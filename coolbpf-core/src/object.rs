@@ -8,6 +8,7 @@
 use std::borrow::Cow;
 use std::ffi::OsStr;
 use std::path::PathBuf;
+use std::sync::{Mutex, PoisonError};
 
 use libbpf_rs::btf::types::DataSec;
 use libbpf_rs::btf::BtfType;
@@ -218,6 +219,7 @@ impl ObjectBuilder {
                 .set_max_entries(*entries)
                 .map_err(|e| Error::bpf(format!("cannot resize map {map} to {entries}"), e))?;
         }
+        skip_unsupported_maps(&mut open)?;
         set_globals(&mut open, &self.globals)?;
         let object = open
             .load()
@@ -256,6 +258,35 @@ impl ObjectBuilder {
             ObjectSource::Path(path) => path.display().to_string(),
         }
     }
+}
+
+/// Leaves out maps of a type this kernel lacks (task storage before 5.11, say), so that
+/// the object still loads: a program that uses one is then refused, which is how an
+/// alternative that needs it gives way to the next (see
+/// [`ObjectBuilder::alternatives`]). When none is left the kernel's refusal is reported.
+fn skip_unsupported_maps(open: &mut OpenObject) -> Result<()> {
+    for mut map in open.maps_mut() {
+        if !map_type_supported(map.map_type()) {
+            let name = map.name().to_string_lossy().into_owned();
+            map.set_autocreate(false)
+                .map_err(|e| Error::bpf(format!("cannot leave out map {name}"), e))?;
+        }
+    }
+    Ok(())
+}
+
+/// Whether this kernel creates maps of type `kind`, probed once per type and process
+/// (each probe creates a map). A type that cannot even be probed counts as supported:
+/// the kernel judges it at load.
+fn map_type_supported(kind: libbpf_rs::MapType) -> bool {
+    static PROBED: Mutex<Vec<(libbpf_rs::MapType, bool)>> = Mutex::new(Vec::new());
+    let mut probed = PROBED.lock().unwrap_or_else(PoisonError::into_inner);
+    if let Some(&(_, supported)) = probed.iter().find(|(k, _)| *k == kind) {
+        return supported;
+    }
+    let supported = kind.is_supported().unwrap_or(true);
+    probed.push((kind, supported));
+    supported
 }
 
 /// Orders alternatives so that kinds [`Features`](crate::Features) reports available come

@@ -46,7 +46,11 @@ static __always_inline void switch_out(__u32 tid, __u32 tgid, __u64 now)
 	bpf_map_delete_elem(&oncpu_since, &tid);
 	if (!sched_tgid_allowed(tgid))
 		return;
-	key = per_mode == PER_PID ? tgid : 0;
+	if (per_mode != PER_PID) {
+		sched_cpu_hist_add(delta_ns / 1000);
+		return;
+	}
+	key = tgid;
 	value = bpf_map_lookup_elem(&hists, &key);
 	if (!value) {
 		static const struct hist_value zero = {};
@@ -55,8 +59,7 @@ static __always_inline void switch_out(__u32 tid, __u32 tgid, __u64 now)
 		if (!value)
 			return;
 		/* prev is the current task: its name is at hand in every variant. */
-		if (per_mode == PER_PID)
-			bpf_get_current_comm(value->comm, sizeof(value->comm));
+		bpf_get_current_comm(value->comm, sizeof(value->comm));
 	}
 	sched_count(SCHED_COUNT_MEASURED);
 	coolbpf_log2_hist_add(&value->hist, delta_ns / 1000);

@@ -20,9 +20,10 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 #define PER_PID 2
 const volatile __u32 per_mode = PER_TOTAL;
 
+/* Per process (the total and per-CPU modes use sched_cpu_hists). */
 struct hist_value {
 	struct coolbpf_log2_hist hist;
-	char comm[COOLBPF_TASK_COMM_LEN]; /* per process: its name when first seen */
+	char comm[COOLBPF_TASK_COMM_LEN]; /* its name when first seen */
 };
 
 struct {
@@ -35,29 +36,74 @@ struct {
 /* Thread `tid` got the CPU: account its wait, if it was seen queueing. `comm` is its name,
  * in the task struct or in the classic tracepoint's record: either way kernel memory,
  * read with a helper (a context pointer moved to a field cannot be dereferenced). */
-static __always_inline void account(__u32 tid, const char *comm)
+static __always_inline void account(__u64 waited_ns, __u32 tgid, const char *comm)
 {
 	struct hist_value *value;
-	__u64 waited_ns;
-	__u32 tgid, key;
 
-	if (!sched_dequeue(tid, &waited_ns, &tgid))
+	if (per_mode != PER_PID) {
+		sched_cpu_hist_add(waited_ns / 1000);
 		return;
-	key = per_mode == PER_CPU ? bpf_get_smp_processor_id() : per_mode == PER_PID ? tgid : 0;
-	value = bpf_map_lookup_elem(&hists, &key);
+	}
+	value = bpf_map_lookup_elem(&hists, &tgid);
 	if (!value) {
 		/* Too large for the BPF stack: the initial value lives in .rodata. */
 		static const struct hist_value zero = {};
 
-		value = coolbpf_lookup_or_init(&hists, &key, &zero);
+		value = coolbpf_lookup_or_init(&hists, &tgid, &zero);
 		if (!value)
 			return;
-		if (per_mode == PER_PID)
-			bpf_probe_read_kernel_str(value->comm, sizeof(value->comm), comm);
+		bpf_probe_read_kernel_str(value->comm, sizeof(value->comm), comm);
 	}
 	sched_count(SCHED_COUNT_MEASURED);
 	coolbpf_log2_hist_add(&value->hist, waited_ns / 1000);
 }
+
+/* Thread `tid` got the CPU: account its wait if it was seen queueing. */
+static __always_inline void dequeue_and_account(__u32 tid, const char *comm)
+{
+	__u64 waited_ns;
+	__u32 tgid;
+
+	if (sched_dequeue(tid, &waited_ns, &tgid))
+		account(waited_ns, tgid, comm);
+}
+
+/* ---- tp_btf: trusted task pointers, the queue in task storage ---------------------- */
+
+static __always_inline int on_wakeup_btf(struct task_struct *task)
+{
+	sched_enqueue_task(task, task->tgid);
+	return 0;
+}
+
+SEC("tp_btf/sched_wakeup")
+int BPF_PROG(wakeup_btf, struct task_struct *task)
+{
+	return on_wakeup_btf(task);
+}
+
+SEC("tp_btf/sched_wakeup_new")
+int BPF_PROG(wakeup_new_btf, struct task_struct *task)
+{
+	return on_wakeup_btf(task);
+}
+
+SEC("tp_btf/sched_switch")
+int BPF_PROG(switch_btf, bool preempt, struct task_struct *prev, struct task_struct *next)
+{
+	__u64 waited_ns;
+	__u32 tgid;
+
+	sched_count(SCHED_COUNT_SWITCHES);
+	/* A dead task's storage goes with it: nothing to forget. */
+	if (preempt || sched_task_state_btf(prev) == SCHED_TASK_RUNNING)
+		sched_enqueue_task(prev, prev->tgid);
+	if (sched_dequeue_task(next, &waited_ns, &tgid))
+		account(waited_ns, tgid, next->comm);
+	return 0;
+}
+
+/* ---- raw_tp: untrusted pointers, the queue in a hash map ----------------------------- */
 
 static __always_inline int on_wakeup(struct task_struct *task)
 {
@@ -70,14 +116,8 @@ static __always_inline int on_switch(bool preempt, struct task_struct *prev, str
 	sched_count(SCHED_COUNT_SWITCHES);
 	sched_switched_out(sched_prev_runnable(preempt, prev), sched_task_dead(prev),
 			   BPF_CORE_READ(prev, pid), BPF_CORE_READ(prev, tgid));
-	account(BPF_CORE_READ(next, pid), next->comm);
+	dequeue_and_account(BPF_CORE_READ(next, pid), next->comm);
 	return 0;
-}
-
-SEC("tp_btf/sched_wakeup")
-int BPF_PROG(wakeup_btf, struct task_struct *task)
-{
-	return on_wakeup(task);
 }
 
 SEC("raw_tp/sched_wakeup")
@@ -86,22 +126,10 @@ int BPF_PROG(wakeup_raw, struct task_struct *task)
 	return on_wakeup(task);
 }
 
-SEC("tp_btf/sched_wakeup_new")
-int BPF_PROG(wakeup_new_btf, struct task_struct *task)
-{
-	return on_wakeup(task);
-}
-
 SEC("raw_tp/sched_wakeup_new")
 int BPF_PROG(wakeup_new_raw, struct task_struct *task)
 {
 	return on_wakeup(task);
-}
-
-SEC("tp_btf/sched_switch")
-int BPF_PROG(switch_btf, bool preempt, struct task_struct *prev, struct task_struct *next)
-{
-	return on_switch(preempt, prev, next);
 }
 
 SEC("raw_tp/sched_switch")
@@ -144,6 +172,6 @@ int switch_tp(struct trace_event_raw_sched_switch *ctx)
 	if (prev_tid)
 		sched_tgid_remember(prev_tid, prev_tgid, dead);
 	sched_switched_out(sched_prev_runnable_reported(ctx->prev_state), dead, prev_tid, prev_tgid);
-	account(ctx->next_pid, ctx->next_comm);
+	dequeue_and_account(ctx->next_pid, ctx->next_comm);
 	return 0;
 }

@@ -30,6 +30,16 @@ static __always_inline __u32 sched_task_state(struct task_struct *task)
 	return (__u32)BPF_CORE_READ((struct task_struct___pre_5_14 *)task, state);
 }
 
+/* The same, for tp_btf programs: their task pointers are trusted, so fields are read with
+ * plain loads instead of a bpf_probe_read_kernel call each (a sizeable part of a
+ * program that runs at every context switch). */
+static __always_inline __u32 sched_task_state_btf(struct task_struct *task)
+{
+	if (bpf_core_field_exists(task->__state))
+		return task->__state;
+	return (__u32)((struct task_struct___pre_5_14 *)task)->state;
+}
+
 /* Whether a task still waits for a CPU after being switched out: it was preempted, or
  * it yielded without blocking. Either way it goes back to the run queue. */
 static __always_inline bool sched_prev_runnable(bool preempt, struct task_struct *prev)
@@ -72,12 +82,40 @@ struct {
 	__type(value, __u64);
 } sched_counters SEC(".maps");
 
+/* Counts one event in this CPU's `slot`. Every caller runs in sched_switch, which never
+ * nests on a CPU: a plain add is exact, and cheaper than an atomic on a hot path. */
 static __always_inline void sched_count(__u32 slot)
 {
 	__u64 *counter = bpf_map_lookup_elem(&sched_counters, &slot);
 
 	if (counter)
-		__sync_fetch_and_add(counter, 1);
+		*counter += 1;
+}
+
+/* ---- histograms of all tasks, kept per CPU --------------------------------------- */
+
+/* The histogram of the total and per-CPU modes of runqlat and cpudist: one per CPU,
+ * summed by userspace for the total. Only sched_switch updates it, and sched_switch never
+ * nests on a CPU (it runs under the run-queue lock with interrupts off), so plain adds
+ * suffice: no atomic instructions and no cache line shared between CPUs, on a path that
+ * runs at every context switch. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct coolbpf_log2_hist);
+} sched_cpu_hists SEC(".maps");
+
+/* Adds `value` to this CPU's histogram; call from sched_switch only. */
+static __always_inline void sched_cpu_hist_add(__u64 value)
+{
+	__u32 zero = 0;
+	struct coolbpf_log2_hist *hist = bpf_map_lookup_elem(&sched_cpu_hists, &zero);
+
+	if (hist) {
+		sched_count(SCHED_COUNT_MEASURED);
+		coolbpf_log2_hist_add_percpu(hist, value);
+	}
 }
 
 /* ---- tid -> tgid, for the classic tracepoints ------------------------------------ */
@@ -163,6 +201,48 @@ static __always_inline bool sched_dequeue(__u32 tid, __u64 *waited_ns, __u32 *tg
 	*waited_ns = bpf_ktime_get_ns() - entry->ts_ns;
 	*tgid = entry->tgid;
 	bpf_map_delete_elem(&sched_queued, &tid);
+	return true;
+}
+
+/* The same queue for tp_btf programs, kept in task-local storage: their task pointers
+ * are trusted, so the entry hangs off the task itself. Enqueueing is a store instead of
+ * a hash update, dequeueing clears a field instead of deleting a hash element, and an
+ * exiting task's entry goes with it. A kernel without task storage for tracing programs
+ * (before 5.11) refuses these programs, and the raw_tp variants take over. */
+struct {
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct sched_queued);
+} sched_queued_task SEC(".maps");
+
+/* `task` (of process `tgid`) joins a run queue now. */
+static __always_inline void sched_enqueue_task(struct task_struct *task, __u32 tgid)
+{
+	struct sched_queued *entry;
+
+	if (!task->pid || !sched_tgid_allowed(tgid))
+		return;
+	entry = bpf_task_storage_get(&sched_queued_task, task, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+	if (!entry) {
+		coolbpf_count_loss(COOLBPF_LOSS_MAP_FULL);
+		return;
+	}
+	entry->ts_ns = bpf_ktime_get_ns();
+	entry->tgid = tgid;
+}
+
+/* `task` got a CPU: sched_dequeue for task storage. */
+static __always_inline bool sched_dequeue_task(struct task_struct *task, __u64 *waited_ns,
+					       __u32 *tgid)
+{
+	struct sched_queued *entry = bpf_task_storage_get(&sched_queued_task, task, 0, 0);
+
+	if (!entry || !entry->ts_ns)
+		return false;
+	*waited_ns = bpf_ktime_get_ns() - entry->ts_ns;
+	*tgid = entry->tgid;
+	entry->ts_ns = 0;
 	return true;
 }
 #endif

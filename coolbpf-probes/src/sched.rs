@@ -201,31 +201,53 @@ impl HistKey {
 const LOG2_HIST_BYTES: usize = 66 * 8;
 const COMM_LEN: usize = 16;
 
-/// Reads a `hists` map whose values are `struct hist_value` (a log2 histogram in
-/// microseconds followed by a comm), keyed by a u32 whose meaning `per` gives.
-pub(crate) fn read_histograms(map: &MapView, per: Per) -> Result<Vec<(HistKey, Histogram)>> {
+/// Reads the histograms of mode `per`: from the per-CPU `sched_cpu_hists` (one log2
+/// histogram in microseconds per CPU; summed for the total, CPUs that saw nothing left
+/// out per CPU) or from the per-process `hists` map (values are `struct hist_value`, a
+/// histogram followed by a comm, keyed by tgid).
+pub(crate) fn read_histograms(
+    cpu_hists: &MapView,
+    process_hists: &MapView,
+    per: Per,
+) -> Result<Vec<(HistKey, Histogram)>> {
     let mut out = Vec::new();
-    for (key, value) in map.entries()? {
-        let Some(id) = key
-            .get(..4)
-            .and_then(|k| k.try_into().ok())
-            .map(u32::from_ne_bytes)
-        else {
-            continue;
-        };
-        let histogram = Histogram::from_raw(Layout::Log2, &value, "us")?;
-        let key = match per {
-            Per::Total => HistKey::Total,
-            Per::Cpu => HistKey::Cpu(id),
-            Per::Pid => HistKey::Pid {
-                pid: id,
-                comm: value
+    match per {
+        Per::Total | Per::Cpu => {
+            let per_cpu = cpu_hists
+                .lookup_per_cpu(&0u32.to_ne_bytes())?
+                .unwrap_or_default();
+            if per == Per::Total {
+                let sum = coolbpf_core::map::sum_words(&per_cpu);
+                out.push((
+                    HistKey::Total,
+                    Histogram::from_raw(Layout::Log2, &sum, "us")?,
+                ));
+            } else {
+                for (cpu, value) in per_cpu.iter().enumerate() {
+                    let histogram = Histogram::from_raw(Layout::Log2, value, "us")?;
+                    if histogram.count > 0 {
+                        out.push((HistKey::Cpu(cpu as u32), histogram));
+                    }
+                }
+            }
+        }
+        Per::Pid => {
+            for (key, value) in process_hists.entries()? {
+                let Some(pid) = key
+                    .get(..4)
+                    .and_then(|k| k.try_into().ok())
+                    .map(u32::from_ne_bytes)
+                else {
+                    continue;
+                };
+                let comm = value
                     .get(LOG2_HIST_BYTES..LOG2_HIST_BYTES + COMM_LEN)
                     .map(c_string)
-                    .unwrap_or_default(),
-            },
-        };
-        out.push((key, histogram));
+                    .unwrap_or_default();
+                let histogram = Histogram::from_raw(Layout::Log2, &value, "us")?;
+                out.push((HistKey::Pid { pid, comm }, histogram));
+            }
+        }
     }
     out.sort_by(|a, b| a.0.cmp(&b.0));
     Ok(out)
@@ -275,6 +297,7 @@ impl SchedCounters {
 #[derive(Debug)]
 pub struct SchedHistogram {
     object: BpfObject,
+    cpu_hists: MapView,
     hists: MapView,
     counters: MapView,
     per: Per,
@@ -298,6 +321,7 @@ impl SchedHistogram {
         let mut object = roles.configure(builder).load()?;
         let programs = roles.attach(&mut object)?;
         Ok(Self {
+            cpu_hists: object.map("sched_cpu_hists")?,
             hists: object.map("hists")?,
             counters: object.map("sched_counters")?,
             object,
@@ -313,7 +337,7 @@ impl SchedHistogram {
 
     /// Every histogram so far, by key (cumulative since start).
     pub fn histograms(&self) -> Result<Vec<(HistKey, Histogram)>> {
-        read_histograms(&self.hists, self.per)
+        read_histograms(&self.cpu_hists, &self.hists, self.per)
     }
 
     /// All histograms merged into one.

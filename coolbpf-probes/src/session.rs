@@ -167,20 +167,18 @@ impl ProbeSession {
         if max == 0 {
             return Ok(0);
         }
-        match self.records.try_recv() {
-            Ok(record) => out.push(record),
-            Err(_) => {
-                self.failure()?;
-                let deadline = Instant::now().checked_add(timeout);
-                match self
-                    .records
-                    .recv_deadline(deadline.unwrap_or_else(far_future))
-                {
-                    Ok(record) => out.push(record),
-                    Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => {
-                        self.failure()?;
-                        return Ok(0);
-                    }
+        if let Ok(record) = self.records.try_recv() {
+            out.push(record);
+        } else {
+            self.failure()?;
+            let deadline = Instant::now()
+                .checked_add(timeout)
+                .unwrap_or_else(far_future);
+            match self.records.recv_deadline(deadline) {
+                Ok(record) => out.push(record),
+                Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => {
+                    self.failure()?;
+                    return Ok(0);
                 }
             }
         }
