@@ -298,6 +298,16 @@ fn without_dwarf(case: &Case<'_>, reports: &mut Vec<Report>) {
         case.addrs,
         &with_files,
     ));
+    // DWARF present but turned off: the answer without debug sections.
+    let no_dwarf = Symbolizer::builder().dwarf(false).build();
+    reports.push(ours(
+        &no_dwarf,
+        "dwarf off, symtab files",
+        case.lang,
+        case.plain,
+        case.addrs,
+        &with_files,
+    ));
 
     // MiniDebugInfo: a stripped binary whose function symbols are in .gnu_debugdata.
     // llvm-symbolizer does not read it; the answer must be the symbol-table-only one.

@@ -37,15 +37,22 @@ pub(crate) struct ElfResolver {
 
 impl ElfResolver {
     /// Opens `path`, finds its debug information (looking in `debug_dirs` for separate
-    /// debug files) and reads its symbol tables. DWARF is not parsed yet.
-    pub(crate) fn open(id: u64, path: &Path, debug_dirs: &[PathBuf]) -> Result<Self> {
+    /// debug files) and reads its symbol tables. DWARF is not parsed yet, and not used at
+    /// all without `use_dwarf` (a stripped binary's separate debug file still lends its
+    /// symbol table).
+    pub(crate) fn open(
+        id: u64,
+        path: &Path,
+        debug_dirs: &[PathBuf],
+        use_dwarf: bool,
+    ) -> Result<Self> {
         let main = Arc::new(ElfFile::open(path)?);
         let debug = if has_dwarf(&main) {
             Some(main.clone())
         } else {
             find_debug_file(&main, debug_dirs).map(Arc::new)
         };
-        let files = debug.clone().map(|debug| DwarfFiles {
+        let files = debug.clone().filter(|_| use_dwarf).map(|debug| DwarfFiles {
             sup: find_sup_file(&debug, debug_dirs).map(Arc::new),
             binaries: binary_paths(path, &debug),
             debug,
