@@ -1,11 +1,11 @@
 # coolbpf: two entry points for a fresh Debian machine (as root).
 #   make demo   installs what is missing, builds, shows the feature report, runs probes
-#   make test   installs what is missing, then format, lint, docs, a bounded fuzzing run
-#               and the whole test suite
+#   make test   installs what is missing, then format, lint, docs, a bounded fuzzing run,
+#               the whole Rust test suite and the Python module's pytest suite
 CARGO ?= cargo
 export COOLBPF_REQUIRE_BPF ?= 0
 
-.PHONY: deps demo test lint doc fuzz build clean
+.PHONY: deps demo test lint doc fuzz python-test build clean
 
 deps:
 	@scripts/install-deps.sh
@@ -29,8 +29,14 @@ FUZZ_SECONDS ?= 60
 fuzz: deps
 	CARGO="$(CARGO)" coolbpf-symbolize/fuzz/run.sh $(FUZZ_SECONDS)
 
+# Builds the Python module into .venv (maturin develop, reusing the cargo build) and runs
+# its pytest suite against the real kernel.
+python-test: deps
+	CARGO="$(CARGO)" scripts/python-test.sh
+
 test: lint doc fuzz
 	$(CARGO) test --workspace --locked
+	CARGO="$(CARGO)" scripts/python-test.sh
 
 clean:
 	$(CARGO) clean

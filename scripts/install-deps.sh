@@ -19,6 +19,10 @@ packages=(
   dwz              # builds the dwz (supplementary debug file) test variants
   gcc
   make
+  valgrind         # the C example runs under memcheck in tests
+  python3-venv     # the Python bindings are built and tested in a venv (.venv)
+  python3-pip
+  python3-dev      # libpython, which coolbpf-py links against outside a wheel
 )
 
 missing=()

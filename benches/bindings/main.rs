@@ -1,0 +1,319 @@
+//! Bindings throughput: events per second delivered from the same BPF program and
+//! workload through coolbpf's Rust API and its C API (and its Python module, when one is
+//! given), measured in the same run.
+//!
+//! The program is the transport benchmark's (`benches/bpf/transport.bpf.c`): one 64-byte
+//! ring-buffer event per `getppid` of one thread, into a ring large enough for a whole
+//! run. Each binding loads it as a user object, consumes the ring with a callback that
+//! checks the sequence number and counts, while the same thread that loaded it makes N
+//! syscalls. The time is from the first syscall to the last event reaching the callback.
+//!
+//! - Rust: in this process, `EventStream::ring_buffer` with `Delivery::callback`.
+//! - C: `benches/bindings/throughput.c`, compiled with `cc` against the C library as
+//!   `coolbpf-c/install.sh` installs it (`cargo build --release -p coolbpf-c` first; in
+//!   smoke mode the debug build), run as a process of its own.
+//! - Python: `$COOLBPF_PYTHON benches/bindings/throughput.py --object OBJECT --events N
+//!   --ring-bytes B` when `COOLBPF_PYTHON` names a python with the coolbpf module
+//!   installed (e.g. `.venv/bin/python` after `scripts/python-test.sh`); it prints the
+//!   same line as the C program (`delivered=D produced=P lost=L out_of_order=O ns=T`) and
+//!   consumes in batches of up to 65,536 events. Otherwise the Python row says "not
+//!   measured".
+//!
+//! Every run must account for every event (`delivered + lost == produced`, in order).
+//! Rounds interleave the bindings (rotating who goes first); medians are reported, with
+//! each binding's ratio to Rust. Run with `sudo cargo bench --bench bindings`; without
+//! `--bench` (as `cargo test --benches` runs it) one short round is a smoke test. Without
+//! root or BPF it says why and exits successfully.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use coolbpf::stream::{Delivery, EventStream};
+use coolbpf::{Environment, ObjectBuilder};
+
+/// The compiled `benches/bpf/transport.bpf.c`.
+static OBJECT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/transport.bpf.o"));
+
+const EVENTS: u64 = 800_000;
+const ROUNDS: usize = 9;
+const SMOKE_EVENTS: u64 = 20_000;
+const SMOKE_ROUNDS: usize = 1;
+/// Ring bytes: a whole run fits (64-byte events plus 8-byte headers).
+const RING_BYTES: u32 = 64 << 20;
+const _: () = assert!(EVENTS * 72 <= RING_BYTES as u64);
+const RUN_TIMEOUT: Duration = Duration::from_secs(20);
+
+#[derive(Debug, Clone, Copy)]
+struct Run {
+    delivered: u64,
+    produced: u64,
+    lost: u64,
+    out_of_order: u64,
+    wall: Duration,
+}
+
+impl Run {
+    fn rate(&self) -> f64 {
+        self.delivered as f64 / self.wall.as_secs_f64()
+    }
+
+    fn check(&self, binding: &str, events: u64) -> Result<(), String> {
+        if self.delivered + self.lost == self.produced
+            && self.produced == events
+            && self.out_of_order == 0
+        {
+            Ok(())
+        } else {
+            Err(format!(
+                "{binding}: accounting failed: {self:?} (expected {events} events)"
+            ))
+        }
+    }
+}
+
+fn current_tid() -> u32 {
+    // SAFETY: gettid has no preconditions and cannot fail.
+    (unsafe { libc::gettid() }) as u32
+}
+
+fn rust_run(events: u64) -> Result<Run, String> {
+    let text = |e: coolbpf::Error| e.to_string();
+    let mut object = ObjectBuilder::from_bytes(OBJECT)
+        .global("target_tid", &current_tid())
+        .global("target_syscall", &(libc::SYS_getppid as u32))
+        .max_entries("events", RING_BYTES)
+        .load()
+        .map_err(text)?;
+    object.attach_auto("transport").map_err(text)?;
+    let seen = Arc::new(AtomicU64::new(0));
+    let out_of_order = Arc::new(AtomicU64::new(0));
+    let (done_tx, done_rx) = crossbeam_channel::bounded::<Instant>(1);
+    let (seen_cb, order_cb) = (Arc::clone(&seen), Arc::clone(&out_of_order));
+    let (mut count, mut next_seq) = (0u64, 0u64);
+    let decode = |payload: &[u8]| {
+        payload
+            .get(..8)
+            .and_then(|b| b.try_into().ok())
+            .map(u64::from_ne_bytes)
+            .ok_or_else(|| coolbpf::Error::Decode("short event".into()))
+    };
+    let mut stream = EventStream::ring_buffer(
+        &object,
+        "events",
+        decode,
+        Delivery::callback(move |seq: u64| {
+            if seq != next_seq {
+                order_cb.fetch_add(1, Ordering::Relaxed);
+            }
+            next_seq = seq + 1;
+            count += 1;
+            seen_cb.store(count, Ordering::Relaxed);
+            if count == events {
+                let _ = done_tx.try_send(Instant::now());
+            }
+        }),
+    )
+    .map_err(text)?;
+    let start = Instant::now();
+    for _ in 0..events {
+        // SAFETY: getppid has no preconditions and cannot fail.
+        unsafe { libc::getppid() };
+    }
+    let last = done_rx
+        .recv_timeout(RUN_TIMEOUT)
+        .unwrap_or_else(|_| Instant::now());
+    object.detach_all();
+    stream.stop().map_err(text)?;
+    let losses = stream.losses().map_err(text)?;
+    Ok(Run {
+        delivered: losses.delivered,
+        produced: object.global_u64("produced").map_err(text)?,
+        lost: losses.total(),
+        out_of_order: out_of_order.load(Ordering::Relaxed),
+        wall: last - start,
+    })
+}
+
+/// Parses `delivered=D produced=P lost=L out_of_order=O ns=T`.
+fn parse_line(binding: &str, stdout: &str) -> Result<Run, String> {
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with("delivered="))
+        .ok_or_else(|| format!("{binding}: no result line in {stdout:?}"))?;
+    let field = |name: &str| -> Result<u64, String> {
+        line.split_whitespace()
+            .find_map(|kv| kv.strip_prefix(name)?.strip_prefix('='))
+            .and_then(|v| v.parse().ok())
+            .ok_or_else(|| format!("{binding}: no {name} in {line:?}"))
+    };
+    Ok(Run {
+        delivered: field("delivered")?,
+        produced: field("produced")?,
+        lost: field("lost")?,
+        out_of_order: field("out_of_order")?,
+        wall: Duration::from_nanos(field("ns")?),
+    })
+}
+
+fn process_run(binding: &str, mut command: Command) -> Result<Run, String> {
+    let output = command
+        .output()
+        .map_err(|e| format!("{binding}: cannot run: {e}"))?;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    if !output.status.success() {
+        return Err(format!(
+            "{binding}: {}: {}{}",
+            output.status,
+            stdout,
+            String::from_utf8_lossy(&output.stderr)
+        ));
+    }
+    parse_line(binding, &stdout)
+}
+
+/// The C program, built against the installed C library; `Err` says why it cannot be.
+fn build_c(profile_dir: &Path) -> Result<(PathBuf, PathBuf), String> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    if !profile_dir.join("libcoolbpf_c.so").exists() {
+        return Err(format!(
+            "{} has no libcoolbpf_c.so: run `cargo build --release -p coolbpf-c` first",
+            profile_dir.display()
+        ));
+    }
+    let prefix = profile_dir.join("coolbpf-c-bench");
+    let run = |command: &mut Command, what: &str| -> Result<(), String> {
+        let output = command.output().map_err(|e| format!("{what}: {e}"))?;
+        if output.status.success() {
+            Ok(())
+        } else {
+            Err(format!(
+                "{what}: {}",
+                String::from_utf8_lossy(&output.stderr)
+            ))
+        }
+    };
+    run(
+        Command::new("sh")
+            .arg(root.join("coolbpf-c/install.sh"))
+            .arg("--lib-dir")
+            .arg(profile_dir)
+            .arg(&prefix),
+        "install.sh",
+    )?;
+    let binary = prefix.join("throughput");
+    run(
+        Command::new("cc")
+            .args(["-std=c11", "-O2", "-Wall", "-Wextra", "-Werror"])
+            .arg(root.join("benches/bindings/throughput.c"))
+            .arg("-o")
+            .arg(&binary)
+            .arg(format!("-I{}", prefix.join("include").display()))
+            .arg(format!("-L{}", prefix.join("lib").display()))
+            .arg("-lcoolbpf"),
+        "cc throughput.c",
+    )?;
+    Ok((binary, prefix.join("lib")))
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    match values.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => values[n / 2],
+        n => (values[n / 2 - 1] + values[n / 2]) / 2.0,
+    }
+}
+
+fn main() {
+    let bench = std::env::args().any(|a| a == "--bench");
+    let (events, rounds) = if bench {
+        (EVENTS, ROUNDS)
+    } else {
+        (SMOKE_EVENTS, SMOKE_ROUNDS)
+    };
+    if let Err(err) = Environment::prepare() {
+        println!("bindings benchmark skipped: BPF unavailable: {err}");
+        return;
+    }
+    let profile_dir = std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.parent()?.parent().map(Path::to_path_buf))
+        .expect("the bench binary is in <profile>/deps");
+    let object_path = profile_dir.join("bindings-transport.bpf.o");
+    std::fs::write(&object_path, OBJECT).expect("write the transport object");
+    let object_arg = object_path.to_string_lossy().into_owned();
+    let c = build_c(&profile_dir);
+    if let Err(why) = &c {
+        println!("C: not measured: {why}");
+    }
+    let python = std::env::var_os("COOLBPF_PYTHON");
+    let mut rates: Vec<(&str, Vec<f64>)> =
+        vec![("Rust", vec![]), ("C", vec![]), ("Python", vec![])];
+    let mut failed = false;
+    for round in 0..rounds {
+        for slot in 0..3 {
+            let which = (slot + round) % 3;
+            let result = match which {
+                0 => rust_run(events),
+                1 => match &c {
+                    Ok((binary, lib)) => {
+                        let mut command = Command::new(binary);
+                        command
+                            .args([&object_arg, &events.to_string(), &RING_BYTES.to_string()])
+                            .env("LD_LIBRARY_PATH", lib);
+                        process_run("C", command)
+                    }
+                    Err(_) => continue,
+                },
+                _ => match &python {
+                    Some(python) => {
+                        let mut command = Command::new(python);
+                        command
+                            .arg(
+                                Path::new(env!("CARGO_MANIFEST_DIR"))
+                                    .join("benches/bindings/throughput.py"),
+                            )
+                            .args(["--object", &object_arg, "--events", &events.to_string()])
+                            .args(["--ring-bytes", &RING_BYTES.to_string()]);
+                        process_run("Python", command)
+                    }
+                    None => continue,
+                },
+            };
+            let name = rates[which].0;
+            match result.and_then(|run| run.check(name, events).map(|()| run)) {
+                Ok(run) => {
+                    println!(
+                        "round {round} {name:<6} {:>12.0} events/s ({} delivered, {} lost, {:.1} ms)",
+                        run.rate(),
+                        run.delivered,
+                        run.lost,
+                        run.wall.as_secs_f64() * 1e3
+                    );
+                    rates[which].1.push(run.rate());
+                }
+                Err(err) => {
+                    println!("round {round} {name}: FAILED: {err}");
+                    failed = true;
+                }
+            }
+        }
+    }
+    let rust = median(rates[0].1.clone());
+    println!("\n| binding | events/s (median of {rounds}) | vs Rust |\n|---|---|---|");
+    for (name, values) in &rates {
+        if values.is_empty() {
+            println!("| {name} | not measured | |");
+        } else {
+            let m = median(values.clone());
+            println!("| {name} | {m:.0} | {:.3}x |", m / rust);
+        }
+    }
+    let _ = std::fs::remove_file(&object_path);
+    if failed {
+        std::process::exit(1);
+    }
+}

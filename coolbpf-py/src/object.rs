@@ -1,0 +1,485 @@
+//! `coolbpf.Object`: a user's own BPF object, its maps and ring buffers.
+
+use std::ffi::OsStr;
+use std::path::PathBuf;
+use std::sync::Mutex;
+
+use bytes::Bytes;
+use coolbpf_core::stream::{Delivery, EventStream};
+use coolbpf_core::{AttachTarget, BpfObject, Environment, Error, Layout, MapView, ObjectBuilder};
+use libbpf_rs::btf::types::DataSec;
+use libbpf_rs::btf::BtfType;
+use libbpf_rs::Btf;
+use pyo3::prelude::*;
+use pyo3::types::{PyBool, PyBytes, PyDict, PyInt, PyList};
+
+use crate::convert::{seconds, to_py};
+use crate::errors::{self, IntoPy};
+use crate::wait_sliced;
+
+/// A loaded BPF object; dropping or closing it detaches everything it attached.
+#[pyclass(module = "coolbpf._native", name = "Object")]
+pub struct PyObject {
+    // Locked only for calls that never wait on Python (see `PyProbeSession`).
+    object: Mutex<Option<BpfObject>>,
+    name: String,
+}
+
+impl PyObject {
+    fn with<T>(&self, f: impl FnOnce(&mut BpfObject) -> Result<T, Error>) -> PyResult<T> {
+        let mut guard = self
+            .object
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let object = guard
+            .as_mut()
+            .ok_or_else(|| errors::core(&Error::Closed("object")))?;
+        f(object).py_err()
+    }
+}
+
+/// Sizes of the global variables in `.rodata`, `.data` and `.bss`, read from the
+/// object's BTF before load (an int given from Python needs one to become bytes).
+fn global_size(elf: &[u8], name: &str) -> PyResult<usize> {
+    let btf = Btf::from_raw("object", elf)
+        .map_err(|e| errors::core(&Error::bpf("cannot read the object's BTF", e)))?
+        .ok_or_else(|| {
+            errors::invalid("BPF object has no BTF: cannot set globals by name (compile with -g)")
+        })?;
+    let mut known = Vec::new();
+    for section in [".rodata", ".data", ".bss"] {
+        let Some(datasec) = btf.type_by_name::<DataSec<'_>>(section) else {
+            continue;
+        };
+        for var in datasec.iter() {
+            let Some(ty) = btf.type_by_id::<BtfType<'_>>(var.ty) else {
+                continue;
+            };
+            if ty.name().is_some_and(|n| n == OsStr::new(name)) {
+                return Ok(var.size);
+            }
+            if let Some(n) = ty.name() {
+                known.push(n.to_string_lossy().into_owned());
+            }
+        }
+    }
+    Err(errors::core(&Error::NotFound {
+        what: "global variable",
+        name: name.to_owned(),
+        known,
+    }))
+}
+
+/// A Python int as `size` native-endian bytes, refusing values that do not fit.
+fn int_bytes(name: &str, value: &Bound<'_, PyAny>, size: usize) -> PyResult<Vec<u8>> {
+    let value: i128 = value
+        .extract()
+        .map_err(|_| errors::invalid(format!("{name}: the integer does not fit in 128 bits")))?;
+    let bits = 8 * u32::try_from(size).unwrap_or(u32::MAX);
+    let fits = match bits {
+        8 | 16 | 32 | 64 => value >= -(1i128 << (bits - 1)) && value < (1i128 << bits),
+        _ => false,
+    };
+    if !fits {
+        return Err(errors::invalid(format!(
+            "{name} is {size} bytes; {value} does not fit (pass bytes for other sizes)"
+        )));
+    }
+    Ok(value.to_ne_bytes()[..size].to_vec())
+}
+
+/// Turns `{name: int | bool | bytes}` into raw global values.
+fn globals_bytes(elf: &[u8], globals: &Bound<'_, PyDict>) -> PyResult<Vec<(String, Vec<u8>)>> {
+    let mut out = Vec::new();
+    for (key, value) in globals.iter() {
+        let name: String = key
+            .extract()
+            .map_err(|_| errors::invalid("global variable names must be strings"))?;
+        let bytes = if let Ok(b) = value.cast::<PyBytes>() {
+            b.as_bytes().to_vec()
+        } else if value.is_instance_of::<PyBool>() {
+            vec![u8::from(value.is_truthy()?)]
+        } else if value.is_instance_of::<PyInt>() {
+            int_bytes(&name, &value, global_size(elf, &name)?)?
+        } else {
+            return Err(errors::invalid(format!(
+                "global {name}: expected int, bool or bytes, got {}",
+                value.get_type().name()?
+            )));
+        };
+        out.push((name, bytes));
+    }
+    Ok(out)
+}
+
+/// A map key or value from Python: bytes as they are, an int as `size` bytes.
+fn key_bytes(what: &str, value: &Bound<'_, PyAny>, size: u32) -> PyResult<Vec<u8>> {
+    if let Ok(b) = value.cast::<PyBytes>() {
+        return Ok(b.as_bytes().to_vec());
+    }
+    if value.is_instance_of::<PyInt>() {
+        return int_bytes(what, value, size as usize);
+    }
+    Err(errors::invalid(format!(
+        "{what}: expected bytes or int, got {}",
+        value.get_type().name()?
+    )))
+}
+
+#[pymethods]
+impl PyObject {
+    /// Loads a BPF object from `path` (a `.bpf.o` file) or from `data` (its bytes).
+    ///
+    /// `globals` sets global variables before load (`{name: int | bool | bytes}`; ints
+    /// take the variable's size from BTF); `max_entries` resizes maps (`{map: entries}`).
+    #[new]
+    #[pyo3(signature = (path=None, *, data=None, globals=None, max_entries=None))]
+    fn new(
+        py: Python<'_>,
+        path: Option<PathBuf>,
+        data: Option<Vec<u8>>,
+        globals: Option<Bound<'_, PyDict>>,
+        max_entries: Option<Vec<(String, u32)>>,
+    ) -> PyResult<Self> {
+        let (bytes, describe) = match (path, data) {
+            (Some(path), None) => {
+                let bytes = std::fs::read(&path).map_err(|source| {
+                    errors::core(&Error::ObjectFile {
+                        path: path.clone(),
+                        source,
+                    })
+                })?;
+                (bytes, path.display().to_string())
+            }
+            (None, Some(data)) => (data, "bytes".to_owned()),
+            _ => return Err(errors::invalid("give exactly one of path and data")),
+        };
+        let globals = match &globals {
+            Some(g) => globals_bytes(&bytes, g)?,
+            None => Vec::new(),
+        };
+        let mut builder = ObjectBuilder::from_vec(bytes);
+        for (name, value) in &globals {
+            builder = builder.global(name.as_str(), value.as_slice());
+        }
+        for (map, entries) in max_entries.unwrap_or_default() {
+            builder = builder.max_entries(&map, entries);
+        }
+        let object = py
+            .detach(|| {
+                Environment::prepare()?;
+                builder.load()
+            })
+            .py_err()?;
+        let name = if object.name().is_empty() {
+            describe
+        } else {
+            object.name().to_owned()
+        };
+        Ok(Self {
+            object: Mutex::new(Some(object)),
+            name,
+        })
+    }
+
+    /// The object's name.
+    #[getter]
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Names of the loaded programs.
+    #[getter]
+    fn programs(&self) -> PyResult<Vec<String>> {
+        self.with(|o| Ok(o.program_names()))
+    }
+
+    /// Names of the maps.
+    #[getter]
+    fn maps(&self) -> PyResult<Vec<String>> {
+        self.with(|o| Ok(o.map_names()))
+    }
+
+    /// Number of live kernel attachments.
+    #[getter]
+    fn attachments(&self) -> PyResult<usize> {
+        self.with(|o| Ok(o.attachment_count()))
+    }
+
+    /// Attaches `program` to `target` (text form: `tracepoint:syscalls:sys_enter_read`,
+    /// `raw_tp:sys_enter`, `tp_btf:sched_switch`, `uprobe:getppid@libc`, ...); without a
+    /// target, where the program's `SEC()` says.
+    #[pyo3(signature = (program, target=None))]
+    fn attach(&self, py: Python<'_>, program: &str, target: Option<&str>) -> PyResult<()> {
+        let target: AttachTarget = match target {
+            Some(text) => text.parse().py_err()?,
+            None => AttachTarget::FromSection,
+        };
+        py.detach(|| self.with(|o| o.attach(program, &target)))
+    }
+
+    /// Detaches everything attached so far (the object stays loaded).
+    fn detach_all(&self) -> PyResult<()> {
+        self.with(|o| {
+            o.detach_all();
+            Ok(())
+        })
+    }
+
+    /// Map `name`.
+    fn map(&self, name: &str) -> PyResult<PyMap> {
+        let view = self.with(|o| o.map(name))?;
+        Ok(PyMap { view })
+    }
+
+    /// The current bytes of global variable `name`, read from the kernel.
+    fn global_bytes<'py>(&self, py: Python<'py>, name: &str) -> PyResult<Bound<'py, PyBytes>> {
+        let bytes = self.with(|o| o.global_bytes(name))?;
+        Ok(PyBytes::new(py, &bytes))
+    }
+
+    /// Global variable `name` as an unsigned integer (1, 2, 4 or 8 bytes).
+    fn global_int(&self, name: &str) -> PyResult<u64> {
+        let bytes = self.with(|o| o.global_bytes(name))?;
+        if !matches!(bytes.len(), 1 | 2 | 4 | 8) {
+            return Err(errors::invalid(format!(
+                "global {name} is {} bytes, not an integer (use global_bytes)",
+                bytes.len()
+            )));
+        }
+        let mut word = [0u8; 8];
+        if cfg!(target_endian = "little") {
+            word[..bytes.len()].copy_from_slice(&bytes);
+        } else {
+            word[8 - bytes.len()..].copy_from_slice(&bytes);
+        }
+        Ok(u64::from_ne_bytes(word))
+    }
+
+    /// Consumes ring buffer `map` on a framework thread; events wait in a queue of
+    /// `capacity` (events that find it full are counted as lost).
+    #[pyo3(signature = (map, capacity=1 << 20))]
+    fn ring_buffer(&self, map: &str, capacity: usize) -> PyResult<PyRingBuffer> {
+        if capacity == 0 {
+            return Err(errors::invalid("capacity must be at least 1"));
+        }
+        let stream =
+            self.with(|o| EventStream::ring_buffer_raw(o, map, Delivery::channel(capacity)))?;
+        let receiver = stream
+            .receiver()
+            .cloned()
+            .ok_or_else(|| errors::invalid("the stream has no channel"))?;
+        Ok(PyRingBuffer {
+            map: map.to_owned(),
+            receiver,
+            stream: Mutex::new(Some(stream)),
+        })
+    }
+
+    /// Detaches everything and unloads the object.
+    fn close(&self, py: Python<'_>) {
+        let taken = self
+            .object
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+        py.detach(move || drop(taken));
+    }
+
+    fn __repr__(&self) -> String {
+        format!("<coolbpf.Object {:?}>", self.name)
+    }
+}
+
+/// A view of one map of an object (it stays usable after the object is closed).
+#[pyclass(module = "coolbpf._native", name = "Map")]
+pub struct PyMap {
+    view: MapView,
+}
+
+#[pymethods]
+impl PyMap {
+    /// The map's name.
+    #[getter]
+    fn name(&self) -> &str {
+        self.view.name()
+    }
+
+    /// Key size in bytes.
+    #[getter]
+    fn key_size(&self) -> u32 {
+        self.view.key_size()
+    }
+
+    /// Value size in bytes.
+    #[getter]
+    fn value_size(&self) -> u32 {
+        self.view.value_size()
+    }
+
+    /// The map type's name (e.g. `Hash`, `RingBuf`).
+    #[getter]
+    fn map_type(&self) -> String {
+        format!("{:?}", self.view.map_type())
+    }
+
+    /// The value at `key` (bytes, or an int of the key's size), or `None`. Per-CPU values
+    /// come summed as u64 words.
+    fn lookup<'py>(
+        &self,
+        py: Python<'py>,
+        key: &Bound<'py, PyAny>,
+    ) -> PyResult<Option<Bound<'py, PyBytes>>> {
+        let key = key_bytes("key", key, self.view.key_size())?;
+        let value = self.view.lookup(&key).py_err()?;
+        Ok(value.map(|v| PyBytes::new(py, &v)))
+    }
+
+    /// Sets `key` to `value` (bytes, or ints of the key's and value's sizes).
+    fn update(&self, key: &Bound<'_, PyAny>, value: &Bound<'_, PyAny>) -> PyResult<()> {
+        let key = key_bytes("key", key, self.view.key_size())?;
+        let value = key_bytes("value", value, self.view.value_size())?;
+        self.view.update(&key, &value).py_err()
+    }
+
+    /// Every entry as `(key, value)` bytes pairs.
+    fn items<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        let entries = self.view.entries().py_err()?;
+        let list = PyList::empty(py);
+        for (key, value) in entries {
+            list.append((PyBytes::new(py, &key), PyBytes::new(py, &value)))?;
+        }
+        Ok(list)
+    }
+
+    /// The u64 counter at `key` (summed over CPUs; 0 when absent).
+    fn counter(&self, key: &Bound<'_, PyAny>) -> PyResult<u64> {
+        let key = key_bytes("key", key, self.view.key_size())?;
+        self.view.counter(&key).py_err()
+    }
+
+    /// Every entry's u64 counter, as a dict `{key bytes: count}`.
+    fn counters<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let dict = PyDict::new(py);
+        for (key, count) in self.view.counters().py_err()? {
+            dict.set_item(PyBytes::new(py, &key), count)?;
+        }
+        Ok(dict)
+    }
+
+    /// Each u64 slot of an array map, summed over CPUs.
+    fn array_counters(&self) -> PyResult<Vec<u64>> {
+        self.view.array_counters().py_err()
+    }
+
+    /// The `struct coolbpf_log2_hist` (or linear, with `linear=(min, step)`) at `key`, as
+    /// a dict with unit, buckets, count and sum.
+    #[pyo3(signature = (key, unit="", linear=None))]
+    fn histogram<'py>(
+        &self,
+        py: Python<'py>,
+        key: &Bound<'py, PyAny>,
+        unit: &str,
+        linear: Option<(u64, u64)>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let key = key_bytes("key", key, self.view.key_size())?;
+        let layout = linear.map_or(Layout::Log2, |(min, step)| Layout::Linear { min, step });
+        let histogram = self.view.histogram(&key, layout, unit).py_err()?;
+        to_py(py, &histogram)
+    }
+
+    fn __repr__(&self) -> String {
+        format!("<coolbpf.Map {:?}>", self.view.name())
+    }
+}
+
+/// Events of one ring buffer, read in batches of raw bytes.
+#[pyclass(module = "coolbpf._native", name = "RingBuffer")]
+pub struct PyRingBuffer {
+    map: String,
+    receiver: crossbeam_channel::Receiver<Bytes>,
+    stream: Mutex<Option<EventStream<Bytes>>>,
+}
+
+#[pymethods]
+impl PyRingBuffer {
+    /// The ring buffer map's name.
+    #[getter]
+    fn map(&self) -> &str {
+        &self.map
+    }
+
+    /// Waits up to `timeout` seconds (`None`: until one arrives) for an event, then
+    /// returns it with every other event queued, at most `max` in all, as a list of
+    /// bytes. An empty list: nothing arrived in time (or the stream stopped and is empty).
+    #[pyo3(signature = (max=65_536, timeout=None))]
+    fn read<'py>(
+        &self,
+        py: Python<'py>,
+        max: usize,
+        timeout: Option<f64>,
+    ) -> PyResult<Bound<'py, PyList>> {
+        let timeout = seconds(timeout, "timeout")?;
+        let receiver = &self.receiver;
+        let batch = if max == 0 {
+            Vec::new()
+        } else {
+            wait_sliced(py, timeout, |slice| {
+                let first = match receiver.recv_timeout(slice) {
+                    Ok(event) => event,
+                    Err(e) if e.is_disconnected() => return Ok(Some(Vec::new())),
+                    Err(_) => return Ok(None),
+                };
+                let mut batch = Vec::with_capacity(max.min(receiver.len() + 1));
+                batch.push(first);
+                batch.extend(receiver.try_iter().take(max - 1));
+                Ok(Some(batch))
+            })?
+            .unwrap_or_default()
+        };
+        PyList::new(py, batch.iter().map(|event| PyBytes::new(py, event)))
+    }
+
+    /// Events waiting to be read.
+    #[getter]
+    fn pending(&self) -> usize {
+        self.receiver.len()
+    }
+
+    /// Delivered and lost counts so far: a dict with `received`, `delivered`,
+    /// `channel_overflow`, `decode_errors`, `kernel` (per source) and `total_lost`.
+    fn losses<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let guard = self
+            .stream
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let stream = guard
+            .as_ref()
+            .ok_or_else(|| errors::core(&Error::Closed("ring buffer")))?;
+        let losses = stream.losses().py_err()?;
+        drop(guard);
+        let value = to_py(py, &losses)?;
+        value.set_item("total_lost", losses.total())?;
+        Ok(value)
+    }
+
+    /// Drains what the kernel holds and stops the consumer thread; queued events stay
+    /// readable.
+    fn stop(&self, py: Python<'_>) -> PyResult<()> {
+        py.detach(|| {
+            let mut guard = self
+                .stream
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            match guard.as_mut() {
+                Some(stream) => stream.stop(),
+                None => Ok(()),
+            }
+        })
+        .py_err()
+    }
+
+    fn __repr__(&self) -> String {
+        format!("<coolbpf.RingBuffer {:?}>", self.map)
+    }
+}
