@@ -2,7 +2,6 @@
 //! `offcpu` probe), symbolized while the processes still run, and the finished
 //! [`PyProfile`] with its exports.
 
-use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::PathBuf;
@@ -12,6 +11,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use coolbpf_core::{Environment, Error, Record, StackSample};
+use coolbpf_probes::offcpu::StackTotals;
 use coolbpf_probes::profile::{
     profile_from_records, stack_record, ProfileConfig, ProfileSession, NAME,
 };
@@ -27,14 +27,12 @@ use crate::errors::{self, IntoPy};
 /// How often the background thread symbolizes new user addresses (and drains records).
 const TICK: Duration = Duration::from_secs(1);
 
-type StackKey = (u32, u32, String, Vec<String>, Vec<u64>, Vec<u64>);
-
 /// What runs: an on-CPU session, or the off-CPU probe and the stacks it sent so far.
 enum Mode {
     OnCpu(Box<ProfileSession>),
     OffCpu {
         session: ProbeSession,
-        stacks: BTreeMap<StackKey, StackSample>,
+        stacks: StackTotals,
     },
 }
 
@@ -53,27 +51,10 @@ impl Mode {
 }
 
 /// Adds one off-CPU record: stacks that read the same add up their time.
-fn merge(stacks: &mut BTreeMap<StackKey, StackSample>, record: Record) {
-    let Record::Stack(stack) = record else {
-        return;
-    };
-    let (user, kernel) = if stack.frames.is_empty() {
-        (stack.user_ips.clone(), stack.kernel_ips.clone())
-    } else {
-        (Vec::new(), Vec::new())
-    };
-    let key = (
-        stack.pid,
-        stack.tid,
-        stack.comm.clone(),
-        stack.frames.clone(),
-        user,
-        kernel,
-    );
-    stacks
-        .entry(key)
-        .and_modify(|known| known.weight = known.weight.saturating_add(stack.weight))
-        .or_insert(stack);
+fn merge(stacks: &mut StackTotals, record: Record) {
+    if let Record::Stack(stack) = record {
+        stacks.add(stack);
+    }
 }
 
 struct Running {
@@ -124,7 +105,7 @@ impl PyProfiler {
             session.start()?;
             Ok(Mode::OffCpu {
                 session,
-                stacks: BTreeMap::new(),
+                stacks: StackTotals::new(),
             })
         } else {
             let config = ProfileConfig {
@@ -186,7 +167,7 @@ impl PyProfiler {
                 for record in session.poll(Duration::ZERO)? {
                     merge(&mut stacks, record);
                 }
-                let records: Vec<StackSample> = stacks.into_values().collect();
+                let records: Vec<StackSample> = stacks.into_stacks();
                 PyProfile {
                     samples: records.len() as u64,
                     losses: serde_json::json!({"records_dropped": session.records_dropped()}),

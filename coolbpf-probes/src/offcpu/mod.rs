@@ -13,6 +13,7 @@
 //! interval.
 
 mod stacks;
+mod totals;
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -25,6 +26,7 @@ use coolbpf_symbolize::profile::Profile;
 use coolbpf_symbolize::Symbolizer;
 
 pub use stacks::{stack_samples, OffCpuStack};
+pub use totals::StackTotals;
 
 use crate::options::{OptionSpec, ProbeOptions};
 use crate::sched::{HookKind, Roles, SchedCounters, HOOK};

@@ -4,7 +4,6 @@
 //! Only the plugin interface is used (any probe that emits `Record::Stack` per interval
 //! would do), so the command does not depend on the probe's own API.
 
-use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -12,6 +11,7 @@ use coolbpf_core::sink::MemorySink;
 use coolbpf_core::{
     Environment, Error, Features, Metric, PluginStatus, Record, Result, Runtime, StackSample,
 };
+use coolbpf_probes::offcpu::StackTotals;
 use coolbpf_probes::profile::profile_from_records;
 use coolbpf_probes::{find, ProbeOptions};
 use coolbpf_symbolize::profile::{FlameGraphOptions, PprofOptions, ValueType};
@@ -102,34 +102,11 @@ pub fn run(
 /// One record per distinct stack (the plugin emits each interval's time), and the last
 /// value of each counter (they are cumulative).
 fn merge(records: Vec<Record>) -> (Vec<StackSample>, Vec<Metric>) {
-    type Key = (u32, u32, String, Vec<String>, Vec<u64>, Vec<u64>);
-    let mut stacks: BTreeMap<Key, StackSample> = BTreeMap::new();
+    let mut stacks = StackTotals::new();
     let mut metrics: Vec<Metric> = Vec::new();
     for record in records {
         match record {
-            Record::Stack(stack) => {
-                // Unsymbolized stacks (no frames) are told apart by their addresses.
-                let (user, kernel) = if stack.frames.is_empty() {
-                    (stack.user_ips.clone(), stack.kernel_ips.clone())
-                } else {
-                    (Vec::new(), Vec::new())
-                };
-                let key = (
-                    stack.pid,
-                    stack.tid,
-                    stack.comm.clone(),
-                    stack.frames.clone(),
-                    user,
-                    kernel,
-                );
-                stacks
-                    .entry(key)
-                    .and_modify(|known| {
-                        known.weight = known.weight.saturating_add(stack.weight);
-                        known.ts_ns = known.ts_ns.max(stack.ts_ns);
-                    })
-                    .or_insert(stack);
-            }
+            Record::Stack(stack) => stacks.add(stack),
             Record::Metric(metric) => {
                 let same = |m: &Metric| {
                     m.probe == metric.probe && m.name == metric.name && m.labels == metric.labels
@@ -140,5 +117,5 @@ fn merge(records: Vec<Record>) -> (Vec<StackSample>, Vec<Metric>) {
             Record::Event(_) => {}
         }
     }
-    (stacks.into_values().collect(), metrics)
+    (stacks.into_stacks(), metrics)
 }
