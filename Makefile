@@ -34,7 +34,10 @@ fuzz: deps
 python-test: deps
 	CARGO="$(CARGO)" scripts/python-test.sh
 
+# The C library (cdylib) is built first: the C examples' tests link against it, and
+# `cargo test` builds only what Rust tests link (the rlib).
 test: lint doc fuzz
+	$(CARGO) build -p coolbpf-c --locked
 	$(CARGO) test --workspace --locked
 	CARGO="$(CARGO)" scripts/python-test.sh
 
