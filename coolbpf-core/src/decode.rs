@@ -99,9 +99,38 @@ pub fn split_nul_separated(bytes: &[u8]) -> Vec<String> {
         .collect()
 }
 
+/// `value` as `size` bytes in native byte order (sizes 1, 2, 4 and 8), or `None` when it
+/// does not fit: below the signed minimum or above the unsigned maximum of that size, so
+/// that both `-1` and `0xffff_ffff` fit 4 bytes.
+pub fn int_ne_bytes(value: i128, size: usize) -> Option<Vec<u8>> {
+    if !matches!(size, 1 | 2 | 4 | 8) {
+        return None;
+    }
+    let bits = 8 * size as u32;
+    let fits = value >= -(1i128 << (bits - 1)) && value < (1i128 << bits);
+    // The low `size` bytes: first in little-endian order, last in big-endian order.
+    fits.then(|| {
+        if cfg!(target_endian = "little") {
+            value.to_le_bytes()[..size].to_vec()
+        } else {
+            value.to_be_bytes()[16 - size..].to_vec()
+        }
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn integers_fit_their_size_signed_or_unsigned() {
+        assert_eq!(int_ne_bytes(-1, 4), Some(vec![0xff; 4]));
+        assert_eq!(int_ne_bytes(0xffff_ffff, 4), Some(vec![0xff; 4]));
+        assert_eq!(int_ne_bytes(7, 2), Some(7u16.to_ne_bytes().to_vec()));
+        assert_eq!(int_ne_bytes(1 << 32, 4), None);
+        assert_eq!(int_ne_bytes(-129, 1), None);
+        assert_eq!(int_ne_bytes(1, 3), None);
+    }
 
     #[test]
     fn reads_are_bounds_checked() {

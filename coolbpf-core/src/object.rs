@@ -15,6 +15,7 @@ use libbpf_rs::btf::BtfType;
 use libbpf_rs::{AsRawLibbpf, Btf, MapCore, OpenObject};
 
 use crate::attach::{AttachTarget, Attachment};
+use crate::decode::int_ne_bytes;
 use crate::error::{Error, Result};
 use crate::map::MapView;
 
@@ -47,10 +48,19 @@ struct Alternatives {
 #[derive(Debug, Clone)]
 pub struct ObjectBuilder {
     source: ObjectSource,
-    globals: Vec<(String, Vec<u8>)>,
+    globals: Vec<(String, GlobalInit)>,
     max_entries: Vec<(String, u32)>,
     disabled: Vec<String>,
     alternatives: Vec<Alternatives>,
+}
+
+/// A global's value as given to the builder.
+#[derive(Debug, Clone)]
+enum GlobalInit {
+    /// Exactly the variable's bytes.
+    Bytes(Vec<u8>),
+    /// An integer, encoded in whatever size the variable's BTF type has.
+    Int(i128),
 }
 
 /// A value that can be written into a BPF global variable before load.
@@ -112,7 +122,17 @@ impl ObjectBuilder {
     /// `const volatile` globals become constants the verifier can prune on.
     #[must_use]
     pub fn global<V: GlobalValue + ?Sized>(mut self, name: &str, value: &V) -> Self {
-        self.globals.push((name.to_owned(), value.to_bytes()));
+        self.globals
+            .push((name.to_owned(), GlobalInit::Bytes(value.to_bytes())));
+        self
+    }
+
+    /// Sets integer global `name` before load, in the size its BTF type has (1, 2, 4 or
+    /// 8 bytes): for callers that hold an integer but not the variable's C type (the
+    /// bindings). A value that does not fit is refused at load.
+    #[must_use]
+    pub fn global_int(mut self, name: &str, value: i128) -> Self {
+        self.globals.push((name.to_owned(), GlobalInit::Int(value)));
         self
     }
 
@@ -350,7 +370,7 @@ fn open_map_names(open: &OpenObject) -> Vec<String> {
 
 /// Writes each requested global into the initial value of the internal map holding it,
 /// at the offset BTF gives for it.
-fn set_globals(open: &mut OpenObject, globals: &[(String, Vec<u8>)]) -> Result<()> {
+fn set_globals(open: &mut OpenObject, globals: &[(String, GlobalInit)]) -> Result<()> {
     if globals.is_empty() {
         return Ok(());
     }
@@ -366,8 +386,16 @@ fn set_globals(open: &mut OpenObject, globals: &[(String, Vec<u8>)]) -> Result<(
                     "BPF object has no BTF: cannot set globals by name (compile with -g)".into(),
                 )
             })?;
-        for (name, value) in globals {
+        for (name, init) in globals {
             let (section, offset, size) = find_global(&btf, name)?;
+            let value = match init {
+                GlobalInit::Bytes(bytes) => bytes.clone(),
+                GlobalInit::Int(value) => int_ne_bytes(*value, size).ok_or_else(|| {
+                    Error::InvalidArgument(format!(
+                        "global {name} is {size} bytes: {value} does not fit"
+                    ))
+                })?,
+            };
             if size != value.len() {
                 return Err(Error::InvalidArgument(format!(
                     "global {name} is {size} bytes, the value given is {} bytes",
@@ -396,13 +424,14 @@ fn set_globals(open: &mut OpenObject, globals: &[(String, Vec<u8>)]) -> Result<(
                     "global at {section}+{offset} is outside the section"
                 ))
             })?
-            .copy_from_slice(value);
+            .copy_from_slice(&value);
     }
     Ok(())
 }
 
 /// Finds `(section name, offset, size)` of global `name` in the object's data sections.
 fn find_global(btf: &Btf<'_>, name: &str) -> Result<(String, usize, usize)> {
+    let mut known = Vec::new();
     for section in [".rodata", ".data", ".bss"] {
         let Some(datasec) = btf.type_by_name::<DataSec<'_>>(section) else {
             continue;
@@ -414,12 +443,15 @@ fn find_global(btf: &Btf<'_>, name: &str) -> Result<(String, usize, usize)> {
             if ty.name().is_some_and(|n| n == OsStr::new(name)) {
                 return Ok((section.to_owned(), var.offset as usize, var.size));
             }
+            if let Some(other) = ty.name() {
+                known.push(other.to_string_lossy().into_owned());
+            }
         }
     }
     Err(Error::NotFound {
         what: "global variable",
         name: name.to_owned(),
-        known: Vec::new(),
+        known,
     })
 }
 

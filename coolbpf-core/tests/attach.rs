@@ -258,4 +258,17 @@ fn bad_targets_are_clear_errors() {
         .load()
         .expect_err("unknown global");
     assert!(err.to_string().contains("no_such_global"), "{err}");
+    let err = ObjectBuilder::from_bytes(ATTACH)
+        .global_int("target_tid", 1 << 32)
+        .load()
+        .expect_err("an integer too large for the variable");
+    assert!(err.to_string().contains("4 bytes"), "{err}");
+    let object = ObjectBuilder::from_bytes(ATTACH)
+        .global_int("target_tid", 0xffff_fffe)
+        .load()
+        .expect("an integer sized from BTF");
+    assert_eq!(
+        object.global_bytes("target_tid").expect("read"),
+        0xffff_fffe_u32.to_ne_bytes()
+    );
 }

@@ -1,15 +1,12 @@
 //! `coolbpf.Object`: a user's own BPF object, its maps and ring buffers.
 
-use std::ffi::OsStr;
 use std::path::PathBuf;
 use std::sync::Mutex;
 
 use bytes::Bytes;
+use coolbpf_core::decode::int_ne_bytes;
 use coolbpf_core::stream::{Delivery, EventStream};
 use coolbpf_core::{AttachTarget, BpfObject, Environment, Error, Layout, MapView, ObjectBuilder};
-use libbpf_rs::btf::types::DataSec;
-use libbpf_rs::btf::BtfType;
-use libbpf_rs::Btf;
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyBytes, PyDict, PyInt, PyList};
 
@@ -38,78 +35,44 @@ impl PyObject {
     }
 }
 
-/// Sizes of the global variables in `.rodata`, `.data` and `.bss`, read from the
-/// object's BTF before load (an int given from Python needs one to become bytes).
-fn global_size(elf: &[u8], name: &str) -> PyResult<usize> {
-    let btf = Btf::from_raw("object", elf)
-        .map_err(|e| errors::core(&Error::bpf("cannot read the object's BTF", e)))?
-        .ok_or_else(|| {
-            errors::invalid("BPF object has no BTF: cannot set globals by name (compile with -g)")
-        })?;
-    let mut known = Vec::new();
-    for section in [".rodata", ".data", ".bss"] {
-        let Some(datasec) = btf.type_by_name::<DataSec<'_>>(section) else {
-            continue;
-        };
-        for var in datasec.iter() {
-            let Some(ty) = btf.type_by_id::<BtfType<'_>>(var.ty) else {
-                continue;
-            };
-            if ty.name().is_some_and(|n| n == OsStr::new(name)) {
-                return Ok(var.size);
-            }
-            if let Some(n) = ty.name() {
-                known.push(n.to_string_lossy().into_owned());
-            }
-        }
-    }
-    Err(errors::core(&Error::NotFound {
-        what: "global variable",
-        name: name.to_owned(),
-        known,
-    }))
+/// A Python int as an i128, the widest integer the bindings pass on.
+fn int_value(name: &str, value: &Bound<'_, PyAny>) -> PyResult<i128> {
+    value
+        .extract()
+        .map_err(|_| errors::invalid(format!("{name}: the integer does not fit in 128 bits")))
 }
 
 /// A Python int as `size` native-endian bytes, refusing values that do not fit.
 fn int_bytes(name: &str, value: &Bound<'_, PyAny>, size: usize) -> PyResult<Vec<u8>> {
-    let value: i128 = value
-        .extract()
-        .map_err(|_| errors::invalid(format!("{name}: the integer does not fit in 128 bits")))?;
-    let bits = 8 * u32::try_from(size).unwrap_or(u32::MAX);
-    let fits = match bits {
-        8 | 16 | 32 | 64 => value >= -(1i128 << (bits - 1)) && value < (1i128 << bits),
-        _ => false,
-    };
-    if !fits {
-        return Err(errors::invalid(format!(
+    let value = int_value(name, value)?;
+    int_ne_bytes(value, size).ok_or_else(|| {
+        errors::invalid(format!(
             "{name} is {size} bytes; {value} does not fit (pass bytes for other sizes)"
-        )));
-    }
-    Ok(value.to_ne_bytes()[..size].to_vec())
+        ))
+    })
 }
 
-/// Turns `{name: int | bool | bytes}` into raw global values.
-fn globals_bytes(elf: &[u8], globals: &Bound<'_, PyDict>) -> PyResult<Vec<(String, Vec<u8>)>> {
-    let mut out = Vec::new();
+/// Sets `{name: int | bool | bytes}` on `builder`: bytes as they are, a bool as one
+/// byte, an int in the size the variable has (the builder reads it from BTF at load).
+fn set_globals(mut builder: ObjectBuilder, globals: &Bound<'_, PyDict>) -> PyResult<ObjectBuilder> {
     for (key, value) in globals.iter() {
         let name: String = key
             .extract()
             .map_err(|_| errors::invalid("global variable names must be strings"))?;
-        let bytes = if let Ok(b) = value.cast::<PyBytes>() {
-            b.as_bytes().to_vec()
+        builder = if let Ok(b) = value.cast::<PyBytes>() {
+            builder.global(&name, b.as_bytes())
         } else if value.is_instance_of::<PyBool>() {
-            vec![u8::from(value.is_truthy()?)]
+            builder.global(&name, &value.is_truthy()?)
         } else if value.is_instance_of::<PyInt>() {
-            int_bytes(&name, &value, global_size(elf, &name)?)?
+            builder.global_int(&name, int_value(&name, &value)?)
         } else {
             return Err(errors::invalid(format!(
                 "global {name}: expected int, bool or bytes, got {}",
                 value.get_type().name()?
             )));
         };
-        out.push((name, bytes));
     }
-    Ok(out)
+    Ok(builder)
 }
 
 /// A map key or value from Python: bytes as they are, an int as `size` bytes.
@@ -154,13 +117,9 @@ impl PyObject {
             (None, Some(data)) => (data, "bytes".to_owned()),
             _ => return Err(errors::invalid("give exactly one of path and data")),
         };
-        let globals = match &globals {
-            Some(g) => globals_bytes(&bytes, g)?,
-            None => Vec::new(),
-        };
         let mut builder = ObjectBuilder::from_vec(bytes);
-        for (name, value) in &globals {
-            builder = builder.global(name.as_str(), value.as_slice());
+        if let Some(globals) = &globals {
+            builder = set_globals(builder, globals)?;
         }
         for (map, entries) in max_entries.unwrap_or_default() {
             builder = builder.max_entries(&map, entries);
