@@ -82,9 +82,7 @@ pub unsafe extern "C" fn coolbpf_profiler_start(
         check_out(out, "out")?;
         let pid = (pid != 0).then_some(pid);
         if let Some(pid) = pid {
-            if !std::path::Path::new(&format!("/proc/{pid}")).exists() {
-                return Err(CError::not_found(format!("process not found: {pid}")));
-            }
+            Environment::require_process(pid)?;
         }
         let frequency = if frequency_hz == 0 { 99 } else { frequency_hz };
         let config = ProfileConfig {

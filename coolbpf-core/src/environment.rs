@@ -30,6 +30,25 @@ const BPFFS_PATH: &str = "/sys/fs/bpf";
 pub struct Environment;
 
 impl Environment {
+    /// Whether process `pid` exists (as seen from this pid namespace's /proc).
+    pub fn process_exists(pid: u32) -> bool {
+        Path::new(&format!("/proc/{pid}")).exists()
+    }
+
+    /// Fails with [`Error::NotFound`] (a "process") when process `pid` does not exist: what
+    /// every pid filter checks before touching the kernel.
+    pub fn require_process(pid: u32) -> Result<()> {
+        if Self::process_exists(pid) {
+            Ok(())
+        } else {
+            Err(Error::NotFound {
+                what: "process",
+                name: pid.to_string(),
+                known: Vec::new(),
+            })
+        }
+    }
+
     /// Prepares the host once per process and returns what was found and done.
     ///
     /// Later calls return the same report, or the same error, without redoing anything.

@@ -89,13 +89,7 @@ impl ProbeSession {
         }
         let probe = find(name)?;
         if let Some(pid) = options.pid {
-            if !std::path::Path::new(&format!("/proc/{pid}")).exists() {
-                return Err(Error::NotFound {
-                    what: "process",
-                    name: pid.to_string(),
-                    known: Vec::new(),
-                });
-            }
+            Environment::require_process(pid)?;
         }
         let plugin = probe.create(options)?;
         let (sender, records) = crossbeam_channel::bounded(capacity);

@@ -89,13 +89,7 @@ fn unix_nanos(time: SystemTime) -> i64 {
 impl PyProfiler {
     fn open(&self) -> Result<Mode, Error> {
         if let Some(pid) = self.pid {
-            if !std::path::Path::new(&format!("/proc/{pid}")).exists() {
-                return Err(Error::NotFound {
-                    what: "process",
-                    name: pid.to_string(),
-                    known: Vec::new(),
-                });
-            }
+            Environment::require_process(pid)?;
         }
         Environment::prepare()?;
         if self.off_cpu {

@@ -54,13 +54,7 @@ pub fn run(args: &RunArgs) -> Result<()> {
     let duration = args.duration.map(|d| seconds("duration", d)).transpose()?;
     let interval = seconds("interval", args.interval)?;
     if let Some(pid) = args.pid {
-        if !std::path::Path::new(&format!("/proc/{pid}")).exists() {
-            return Err(Error::NotFound {
-                what: "process",
-                name: pid.to_string(),
-                known: Vec::new(),
-            });
-        }
+        Environment::require_process(pid)?;
     }
     // Bad options are reported before touching the kernel.
     let plugin = probe.create(&options)?;

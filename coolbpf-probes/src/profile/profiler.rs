@@ -1,15 +1,14 @@
 //! [`Profiler`]: the loaded, attached `profile` program and the profile it builds.
 
 use std::collections::BTreeSet;
-use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use coolbpf_core::stream::{KernelLosses, Losses};
 use coolbpf_core::sys::perf_event::online_cpus;
 use coolbpf_core::{
-    AttachTarget, BpfObject, Error, Features, ObjectBuilder, PerfEventConfig, PerfEventKind,
-    PerfEventScope, Result, Sampling,
+    AttachTarget, BpfObject, Environment, Error, Features, ObjectBuilder, PerfEventConfig,
+    PerfEventKind, PerfEventScope, Result, Sampling,
 };
 use coolbpf_symbolize::Profile;
 
@@ -90,9 +89,7 @@ impl Profiler {
     pub fn start(config: &ProfileConfig) -> Result<Self> {
         config.validate()?;
         if let Some(pid) = config.pid {
-            if !Path::new(&format!("/proc/{pid}")).exists() {
-                return Err(no_process(pid));
-            }
+            Environment::require_process(pid)?;
         }
         let cgroup_id = config.cgroup.as_deref().map(cgroup_id).transpose()?;
         let cpus = online_cpus()?.len().max(1) as u64;

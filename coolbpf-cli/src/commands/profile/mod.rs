@@ -10,7 +10,7 @@ mod offcpu;
 mod output;
 mod progress;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use clap::Args;
@@ -67,13 +67,7 @@ pub fn run(args: &ProfileArgs) -> Result<()> {
         ));
     }
     if let Some(pid) = args.pid {
-        if !process_exists(pid) {
-            return Err(Error::NotFound {
-                what: "process",
-                name: pid.to_string(),
-                known: Vec::new(),
-            });
-        }
+        Environment::require_process(pid)?;
     }
     if args.off_cpu {
         return offcpu::run(args.pid, duration, args.format, args.output.as_deref());
@@ -104,7 +98,7 @@ pub fn run(args: &ProfileArgs) -> Result<()> {
             session.profiler().sample_count()
         ));
         // Like perf record -p: the profile ends with its process.
-        Ok(args.pid.is_none_or(process_exists))
+        Ok(args.pid.is_none_or(Environment::process_exists))
     });
     progress.clear();
     let elapsed = started.elapsed();
@@ -146,10 +140,6 @@ pub fn run(args: &ProfileArgs) -> Result<()> {
         flamegraph,
     };
     output.write(args.format, &rendered)
-}
-
-fn process_exists(pid: u32) -> bool {
-    Path::new(&format!("/proc/{pid}")).exists()
 }
 
 fn unix_nanos(time: SystemTime) -> i64 {

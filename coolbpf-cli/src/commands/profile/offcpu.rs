@@ -69,7 +69,7 @@ pub fn run(
             pid.map_or_else(|| "all tasks".to_owned(), |pid| format!("pid {pid}")),
             progress::time_text(started, duration)
         ));
-        Ok(pid.is_none_or(|pid| Path::new(&format!("/proc/{pid}")).exists()))
+        Ok(pid.is_none_or(Environment::process_exists))
     });
     progress.clear();
     runtime.shutdown()?;
