@@ -4,9 +4,11 @@
 //! The workload is a pipe ping-pong between two forked processes, a fixed number of round
 //! trips; every hop is a wakeup and a context switch, the events runqlat hooks. It is
 //! timed (wall, and the CPU time of both processes) with no tracing, with coolbpf's
-//! `runqlat` running in this process (`Runqlat::start`, default config: one histogram of
-//! every task, tp_btf hooks), and with the equivalent bpftrace script running (started,
-//! and waited for until its BEGIN probe ran, before the workload starts). Variants are
+//! `runqlat` running in this process (`Runqlat::start`: one histogram of every task,
+//! tp_btf hooks; once with the default sched_info method, once with the wakeup method),
+//! with the equivalent bpftrace script running (started, and waited for until its BEGIN
+//! probe ran, before the workload starts), and with empty programs on each method's
+//! hooks (the floor: what running any BPF program there costs). Variants are
 //! interleaved over rounds (the order rotates each round) and each traced run is divided
 //! by the untraced run of its round; the medians and ranges of those ratios are reported,
 //! and coolbpf's time divided by bpftrace's in the same round. Finally each tracer runs
@@ -26,7 +28,7 @@ mod workload;
 use std::io;
 use std::path::Path;
 
-use coolbpf::probes::runqlat::{Runqlat, RunqlatConfig};
+use coolbpf::probes::runqlat::{Method, Runqlat, RunqlatConfig};
 use coolbpf::{BpfObject, Environment, ObjectBuilder};
 
 use bpftrace::Bpftrace;
@@ -50,9 +52,14 @@ const SMOKE: Plan = Plan {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Variant {
     None,
-    /// Empty programs on the same hooks: the cost of running any BPF program there.
-    Floor,
+    /// An empty program on sched_switch: the floor of the sched_info method.
+    FloorSwitch,
+    /// Empty programs on the wakeup method's three hooks: its floor.
+    FloorWakeup,
+    /// runqlat's default: the sched_info method.
     Coolbpf,
+    /// runqlat with the wakeup method (bpftrace's way).
+    CoolbpfWakeup,
     Bpftrace,
 }
 
@@ -60,9 +67,33 @@ impl Variant {
     fn name(self) -> &'static str {
         match self {
             Self::None => "no tracing",
-            Self::Floor => "empty programs",
-            Self::Coolbpf => "coolbpf runqlat",
+            Self::FloorSwitch => "empty: switch",
+            Self::FloorWakeup => "empty: 3 hooks",
+            Self::Coolbpf => "coolbpf",
+            Self::CoolbpfWakeup => "coolbpf wakeup",
             Self::Bpftrace => "bpftrace script",
+        }
+    }
+
+    /// The runqlat config of a coolbpf variant.
+    fn config(self) -> Option<RunqlatConfig> {
+        let method = match self {
+            Self::Coolbpf => Method::SchedInfo,
+            Self::CoolbpfWakeup => Method::Wakeup,
+            _ => return None,
+        };
+        Some(RunqlatConfig {
+            method,
+            ..RunqlatConfig::default()
+        })
+    }
+
+    /// The empty programs of a floor variant.
+    fn floor(self) -> Option<&'static [&'static str]> {
+        match self {
+            Self::FloorSwitch => Some(&["floor_switch"]),
+            Self::FloorWakeup => Some(&["floor_wakeup", "floor_wakeup_new", "floor_switch"]),
+            _ => None,
         }
     }
 }
@@ -110,30 +141,30 @@ fn env_number(name: &str) -> Option<u32> {
 
 /// Runs the workload under `variant`; the usage and the switches the tracer counted.
 fn measure(variant: Variant, bpftrace: Option<&Path>, round_trips: u32) -> io::Result<Measured> {
+    if let Some(config) = variant.config() {
+        let mut probe = Runqlat::start(&config).map_err(io::Error::other)?;
+        let before = probe.counters().map_err(io::Error::other)?.switches;
+        let usage = ping_pong(round_trips, bench_cpu())?;
+        let after = probe.counters().map_err(io::Error::other)?.switches;
+        probe.stop();
+        let latencies = probe.total().map_err(io::Error::other)?.count;
+        return Ok(Measured {
+            usage,
+            traced: Some(after - before),
+            latencies,
+        });
+    }
+    if let Some(programs) = variant.floor() {
+        let floor = Floor::attach(programs).map_err(io::Error::other)?;
+        let usage = ping_pong(round_trips, bench_cpu())?;
+        drop(floor);
+        return Ok(Measured {
+            usage,
+            traced: None,
+            latencies: 0,
+        });
+    }
     Ok(match (variant, bpftrace) {
-        (Variant::Coolbpf, _) => {
-            let mut probe = Runqlat::start(&RunqlatConfig::default()).map_err(io::Error::other)?;
-            let before = probe.counters().map_err(io::Error::other)?.switches;
-            let usage = ping_pong(round_trips, bench_cpu())?;
-            let after = probe.counters().map_err(io::Error::other)?.switches;
-            probe.stop();
-            let latencies = probe.total().map_err(io::Error::other)?.count;
-            Measured {
-                usage,
-                traced: Some(after - before),
-                latencies,
-            }
-        }
-        (Variant::Floor, _) => {
-            let floor = Floor::attach().map_err(io::Error::other)?;
-            let usage = ping_pong(round_trips, bench_cpu())?;
-            drop(floor);
-            Measured {
-                usage,
-                traced: None,
-                latencies: 0,
-            }
-        }
         (Variant::Bpftrace, Some(path)) => {
             let peer = Bpftrace::start(path)?;
             let usage = ping_pong(round_trips, bench_cpu())?;
@@ -158,10 +189,10 @@ struct Floor {
 }
 
 impl Floor {
-    fn attach() -> coolbpf::Result<Self> {
+    fn attach(programs: &[&str]) -> coolbpf::Result<Self> {
         static OBJECT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/sched_floor.bpf.o"));
         let mut object = ObjectBuilder::from_bytes(OBJECT).load()?;
-        for program in ["floor_wakeup", "floor_wakeup_new", "floor_switch"] {
+        for program in programs {
             object.attach_auto(program)?;
         }
         Ok(Self { _object: object })
@@ -183,7 +214,13 @@ fn run(plan: &Plan) -> io::Result<()> {
     // Feature detection loads probes of its own: done once, before anything is timed.
     coolbpf::Features::detect().map_err(io::Error::other)?;
     let bpftrace = bpftrace::find();
-    let mut variants = vec![Variant::None, Variant::Floor, Variant::Coolbpf];
+    let mut variants = vec![
+        Variant::None,
+        Variant::FloorSwitch,
+        Variant::FloorWakeup,
+        Variant::Coolbpf,
+        Variant::CoolbpfWakeup,
+    ];
     if bpftrace.is_some() {
         variants.push(Variant::Bpftrace);
     } else {
@@ -269,10 +306,21 @@ fn print_results(plan: &Plan, variants: &[Variant], rounds: &Rounds) {
         "ratio (same round)", "wall: median (range)", "cpu: median (range)"
     );
     let pairs = [
-        (Variant::Floor, Variant::None, "empty programs / none"),
+        (Variant::FloorSwitch, Variant::None, "empty: switch / none"),
+        (Variant::FloorWakeup, Variant::None, "empty: 3 hooks / none"),
         (Variant::Coolbpf, Variant::None, "coolbpf / none"),
+        (
+            Variant::CoolbpfWakeup,
+            Variant::None,
+            "coolbpf wakeup / none",
+        ),
         (Variant::Bpftrace, Variant::None, "bpftrace / none"),
         (Variant::Coolbpf, Variant::Bpftrace, "coolbpf / bpftrace"),
+        (
+            Variant::CoolbpfWakeup,
+            Variant::Bpftrace,
+            "coolbpf wakeup / bpftrace",
+        ),
     ];
     for (of, to, name) in pairs {
         let w = ratios(rounds, of, to, wall);
@@ -299,20 +347,20 @@ fn kernel_accounting(
         "tracer", "prog runs", "ns per run", "runs/round trip", "BPF ms in all"
     );
     for &variant in variants {
+        let me = std::process::id();
         let (ns, runs) = match (variant, bpftrace) {
-            (Variant::Floor, _) => {
-                let floor = Floor::attach().map_err(io::Error::other)?;
-                let me = std::process::id();
+            (Variant::FloorSwitch | Variant::FloorWakeup, _) => {
+                let programs = variant.floor().unwrap_or_default();
+                let floor = Floor::attach(programs).map_err(io::Error::other)?;
                 let before = bpfstats::of_process(me)?;
                 ping_pong(round_trips, bench_cpu())?;
                 let after = bpfstats::of_process(me)?;
                 drop(floor);
                 (after.0 - before.0, after.1 - before.1)
             }
-            (Variant::Coolbpf, _) => {
-                let mut probe =
-                    Runqlat::start(&RunqlatConfig::default()).map_err(io::Error::other)?;
-                let me = std::process::id();
+            (Variant::Coolbpf | Variant::CoolbpfWakeup, _) => {
+                let config = variant.config().unwrap_or_default();
+                let mut probe = Runqlat::start(&config).map_err(io::Error::other)?;
                 let before = bpfstats::of_process(me)?;
                 ping_pong(round_trips, bench_cpu())?;
                 let after = bpfstats::of_process(me)?;

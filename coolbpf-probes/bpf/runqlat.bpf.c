@@ -5,7 +5,10 @@
  * it is switched out while still runnable (preempted, or yielding); it leaves the queue
  * when it is switched in. The time between the two is its run-queue latency.
  *
- * Each hook has three entry points with the same logic, chosen at load time: tp_btf,
+ * Two ways to measure it, chosen at load time: from the scheduler's own per-task
+ * accounting, read at sched_switch alone (switch_schedinfo_btf, the cheaper), or with
+ * timestamps taken at the wakeup and switch hooks (the others). For the latter, each
+ * hook has three entry points with the same logic, chosen at load time: tp_btf,
  * raw_tp, then the classic tracepoint (whose context has thread ids only: the tgid comes
  * from sched.bpf.h's cache). */
 #define SCHED_TGID_CACHE
@@ -33,15 +36,17 @@ struct {
 	__type(value, struct hist_value);
 } hists SEC(".maps");
 
-/* Thread `tid` got the CPU: account its wait, if it was seen queueing. `comm` is its name,
- * in the task struct or in the classic tracepoint's record: either way kernel memory,
- * read with a helper (a context pointer moved to a field cannot be dereferenced). */
-static __always_inline void account(__u64 waited_ns, __u32 tgid, const char *comm)
+/* Accounts `waits` run-queue waits of a task of process `tgid` that lasted `waited_ns`
+ * in all (nearly always one wait). `comm` is the task's name, in the task struct or in
+ * the classic tracepoint's record: either way kernel memory, read with a helper (a
+ * context pointer moved to a field cannot be dereferenced). */
+static __always_inline void account_many(__u64 waits, __u64 waited_ns, __u32 tgid,
+					 const char *comm)
 {
 	struct hist_value *value;
 
 	if (per_mode != PER_PID) {
-		sched_cpu_hist_add(waited_ns / 1000);
+		sched_cpu_hist_add_many(waits, waited_ns / 1000);
 		return;
 	}
 	value = bpf_map_lookup_elem(&hists, &tgid);
@@ -54,8 +59,14 @@ static __always_inline void account(__u64 waited_ns, __u32 tgid, const char *com
 			return;
 		bpf_probe_read_kernel_str(value->comm, sizeof(value->comm), comm);
 	}
-	sched_count(SCHED_COUNT_MEASURED);
-	coolbpf_log2_hist_add(&value->hist, waited_ns / 1000);
+	sched_count_many(SCHED_COUNT_MEASURED, waits);
+	coolbpf_log2_hist_add_many(&value->hist, waits, waited_ns / 1000);
+}
+
+/* One wait of `waited_ns`. */
+static __always_inline void account(__u64 waited_ns, __u32 tgid, const char *comm)
+{
+	account_many(1, waited_ns, tgid, comm);
 }
 
 /* Thread `tid` got the CPU: account its wait if it was seen queueing. */
@@ -100,6 +111,70 @@ int BPF_PROG(switch_btf, bool preempt, struct task_struct *prev, struct task_str
 		sched_enqueue_task(prev, prev->tgid);
 	if (sched_dequeue_task(next, &waited_ns, &tgid))
 		account(waited_ns, tgid, next->comm);
+	return 0;
+}
+
+/* ---- sched_info: one hook, the kernel's own accounting --------------------------------
+ *
+ * With CONFIG_SCHED_INFO the scheduler itself sums each task's run-queue waits
+ * (sched_info.run_delay, in ns) and counts them (sched_info.pcount): what
+ * /proc/PID/schedstat shows. Both grow when the task gets a CPU, so at each switch-out
+ * the change since the task's previous switch-out is the one wait that preceded this
+ * run. That needs neither the wakeup hooks nor a clock read: one program per switch
+ * instead of one per wakeup and per switch, about half the cost on a switch-heavy
+ * machine. A wait is accounted when the run after it ends, not when it ends. */
+
+/* The probe's start on the monotonic clock (task->start_time's clock): a task started
+ * since has had all its waits under watch, and its first switch-out counts them all. */
+const volatile __u64 schedinfo_since_ns = 0;
+
+/* A task's sched_info counters at its last switch-out. */
+struct schedinfo_seen {
+	__u64 run_delay;
+	__u64 pcount;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct schedinfo_seen);
+} schedinfo_seen SEC(".maps");
+
+SEC("tp_btf/sched_switch")
+int BPF_PROG(switch_schedinfo_btf, bool preempt, struct task_struct *prev,
+	     struct task_struct *next)
+{
+	struct schedinfo_seen *seen;
+	__u64 run_delay, pcount;
+	__u32 tgid = prev->tgid;
+
+	sched_count(SCHED_COUNT_SWITCHES);
+	/* pid 0 is a CPU's idle task, whose sched_info the kernel leaves alone. */
+	if (!prev->pid || !sched_tgid_allowed(tgid))
+		return 0;
+	run_delay = prev->sched_info.run_delay;
+	pcount = prev->sched_info.pcount;
+	seen = bpf_task_storage_get(&schedinfo_seen, prev, 0, 0);
+	if (!seen) {
+		/* First switch-out seen; new storage is zeroed, as sched_info is at fork. */
+		seen = bpf_task_storage_get(&schedinfo_seen, prev, 0,
+					    BPF_LOCAL_STORAGE_GET_F_CREATE);
+		if (!seen) {
+			coolbpf_count_loss(COOLBPF_LOSS_MAP_FULL);
+			return 0;
+		}
+		if (prev->start_time < schedinfo_since_ns) {
+			/* Older than the probe: its totals so far are a baseline, not ours. */
+			seen->run_delay = run_delay;
+			seen->pcount = pcount;
+			return 0;
+		}
+	}
+	if (pcount != seen->pcount)
+		account_many(pcount - seen->pcount, run_delay - seen->run_delay, tgid, prev->comm);
+	seen->run_delay = run_delay;
+	seen->pcount = pcount;
 	return 0;
 }
 

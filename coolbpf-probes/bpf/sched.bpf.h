@@ -84,12 +84,17 @@ struct {
 
 /* Counts one event in this CPU's `slot`. Every caller runs in sched_switch, which never
  * nests on a CPU: a plain add is exact, and cheaper than an atomic on a hot path. */
-static __always_inline void sched_count(__u32 slot)
+static __always_inline void sched_count_many(__u32 slot, __u64 count)
 {
 	__u64 *counter = bpf_map_lookup_elem(&sched_counters, &slot);
 
 	if (counter)
-		*counter += 1;
+		*counter += count;
+}
+
+static __always_inline void sched_count(__u32 slot)
+{
+	sched_count_many(slot, 1);
 }
 
 /* ---- histograms of all tasks, kept per CPU --------------------------------------- */
@@ -106,16 +111,23 @@ struct {
 	__type(value, struct coolbpf_log2_hist);
 } sched_cpu_hists SEC(".maps");
 
-/* Adds `value` to this CPU's histogram; call from sched_switch only. */
-static __always_inline void sched_cpu_hist_add(__u64 value)
+/* Adds `count` values summing to `total` to this CPU's histogram (all in the slot of
+ * their mean, see coolbpf_log2_hist_add_many); call from sched_switch only. */
+static __always_inline void sched_cpu_hist_add_many(__u64 count, __u64 total)
 {
 	__u32 zero = 0;
 	struct coolbpf_log2_hist *hist = bpf_map_lookup_elem(&sched_cpu_hists, &zero);
 
 	if (hist) {
-		sched_count(SCHED_COUNT_MEASURED);
-		coolbpf_log2_hist_add_percpu(hist, value);
+		sched_count_many(SCHED_COUNT_MEASURED, count);
+		coolbpf_log2_hist_add_many_percpu(hist, count, total);
 	}
+}
+
+/* Adds `value` to this CPU's histogram; call from sched_switch only. */
+static __always_inline void sched_cpu_hist_add(__u64 value)
+{
+	sched_cpu_hist_add_many(1, value);
 }
 
 /* ---- tid -> tgid, for the classic tracepoints ------------------------------------ */

@@ -87,47 +87,74 @@ pub(crate) const HOOK: OptionSpec = OptionSpec {
 /// Each BPF object names its entry points `ROLE_btf`, `ROLE_raw` and `ROLE_tp`.
 #[derive(Debug, Clone)]
 pub(crate) struct Roles {
-    /// Per role: its name and the programs that may fill it, most preferred first.
-    choices: Vec<(String, Vec<String>)>,
+    /// Per role: every program the object has for it, and those that may fill it, most
+    /// preferred first.
+    roles: Vec<Role>,
+}
+
+#[derive(Debug, Clone)]
+struct Role {
+    all: Vec<String>,
+    choices: Vec<String>,
 }
 
 impl Roles {
     /// The choices for `roles` under `hook`.
     pub(crate) fn new(roles: &[&str], hook: HookKind) -> Self {
-        let choices = roles
+        let programs = |role: &str, kind: HookKind| -> Vec<String> {
+            kind.suffixes()
+                .iter()
+                .map(|suffix| format!("{role}_{suffix}"))
+                .collect()
+        };
+        let roles = roles
             .iter()
-            .map(|role| {
-                let programs = hook
-                    .suffixes()
-                    .iter()
-                    .map(|suffix| format!("{role}_{suffix}"))
-                    .collect();
-                ((*role).to_owned(), programs)
+            .map(|role| Role {
+                all: programs(role, HookKind::Auto),
+                choices: programs(role, hook),
             })
             .collect();
-        Self { choices }
+        Self { roles }
+    }
+
+    /// One role that only `program` fills (an entry point with no alternatives).
+    pub(crate) fn single(program: &str) -> Self {
+        Self {
+            roles: vec![Role {
+                all: vec![program.to_owned()],
+                choices: vec![program.to_owned()],
+            }],
+        }
     }
 
     /// Declares each role's alternatives to `builder` and disables the programs `hook`
     /// excludes, so that exactly one program per role is loaded.
     pub(crate) fn configure(&self, mut builder: ObjectBuilder) -> ObjectBuilder {
-        for (role, choices) in &self.choices {
-            for suffix in HookKind::Auto.suffixes() {
-                let program = format!("{role}_{suffix}");
-                if !choices.contains(&program) {
-                    builder = builder.disable_program(&program);
+        for role in &self.roles {
+            for program in &role.all {
+                if !role.choices.contains(program) {
+                    builder = builder.disable_program(program);
                 }
             }
-            builder = builder.alternatives(choices);
+            builder = builder.alternatives(&role.choices);
+        }
+        builder
+    }
+
+    /// Disables every program of every role: for an object that holds other ways to do
+    /// the same job, which are not loaded.
+    pub(crate) fn disable(&self, mut builder: ObjectBuilder) -> ObjectBuilder {
+        for program in self.roles.iter().flat_map(|role| &role.all) {
+            builder = builder.disable_program(program);
         }
         builder
     }
 
     /// Attaches the program loaded for each role; returns their names.
     pub(crate) fn attach(&self, object: &mut BpfObject) -> Result<Vec<String>> {
-        self.choices
+        self.roles
             .iter()
-            .map(|(_, choices)| object.attach_chosen(choices))
+            .map(|role| object.attach_chosen(&role.choices))
             .collect()
     }
 }
@@ -305,17 +332,15 @@ pub struct SchedHistogram {
 }
 
 impl SchedHistogram {
-    /// Loads `object` with one program per role chosen for `hook`, filtered to `pid`'s
-    /// tasks and keyed by `per`, and attaches it.
+    /// Loads the object `builder` describes with one program per role of `roles`,
+    /// filtered to `pid`'s tasks and keyed by `per`, and attaches it.
     pub(crate) fn start(
-        object: &'static [u8],
-        roles: &[&str],
-        hook: HookKind,
+        builder: ObjectBuilder,
+        roles: &Roles,
         pid: Option<u32>,
         per: Per,
     ) -> Result<Self> {
-        let roles = Roles::new(roles, hook);
-        let builder = ObjectBuilder::from_bytes(object)
+        let builder = builder
             .global("coolbpf_filter_tgid", &pid.unwrap_or(0))
             .global("per_mode", &per.mode());
         let mut object = roles.configure(builder).load()?;
@@ -376,6 +401,19 @@ impl SchedHistogram {
     }
 }
 
+/// The kernel's monotonic clock (what `bpf_ktime_get_ns` reads), ns.
+pub(crate) fn monotonic_ns() -> u64 {
+    let mut now = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `now` is a valid, writable timespec; CLOCK_MONOTONIC is always supported.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &raw mut now) };
+    (now.tv_sec as u64)
+        .saturating_mul(1_000_000_000)
+        .saturating_add(now.tv_nsec as u64)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -400,13 +438,15 @@ mod tests {
     #[test]
     fn roles_expand_per_hook() {
         let roles = Roles::new(&["wakeup", "switch"], HookKind::Auto);
-        assert_eq!(roles.choices[1].0, "switch");
         assert_eq!(
-            roles.choices[1].1,
+            roles.roles[1].choices,
             vec!["switch_btf", "switch_raw", "switch_tp"]
         );
         let roles = Roles::new(&["switch"], HookKind::Tracepoint);
-        assert_eq!(roles.choices[0].1, vec!["switch_tp".to_owned()]);
+        assert_eq!(roles.roles[0].choices, vec!["switch_tp".to_owned()]);
+        assert_eq!(roles.roles[0].all.len(), 3);
+        let roles = Roles::single("switch_schedinfo_btf");
+        assert_eq!(roles.roles[0].all, roles.roles[0].choices);
     }
 
     #[test]

@@ -187,6 +187,30 @@ static __always_inline void coolbpf_log2_hist_add_percpu(struct coolbpf_log2_his
 	hist->sum += value;
 }
 
+/* Adds `count` values whose sum is `total` to a histogram several CPUs may update, when
+ * only their sum is known (a kernel counter's delta): all land in the slot of their mean. */
+static __always_inline void coolbpf_log2_hist_add_many(struct coolbpf_log2_hist *hist, __u64 count,
+						       __u64 total)
+{
+	/* Nearly always one: skip the division then. */
+	__u64 mean = count == 1 ? total : total / count;
+	__u64 slot = coolbpf_clamp_slot(coolbpf_log2_slot(mean), COOLBPF_LOG2_SLOTS - 1);
+
+	__sync_fetch_and_add(&hist->slots[slot], count);
+	__sync_fetch_and_add(&hist->sum, total);
+}
+
+/* coolbpf_log2_hist_add_many for a per-CPU histogram (see coolbpf_log2_hist_add_percpu). */
+static __always_inline void coolbpf_log2_hist_add_many_percpu(struct coolbpf_log2_hist *hist,
+							      __u64 count, __u64 total)
+{
+	__u64 mean = count == 1 ? total : total / count;
+	__u64 slot = coolbpf_clamp_slot(coolbpf_log2_slot(mean), COOLBPF_LOG2_SLOTS - 1);
+
+	hist->slots[slot] += count;
+	hist->sum += total;
+}
+
 /* Linear histogram: slot i holds [min + i*step, min + (i+1)*step); the last slot
  * also holds everything above. Values below min land in slot 0. */
 #ifndef COOLBPF_LINEAR_SLOTS

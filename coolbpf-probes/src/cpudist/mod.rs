@@ -6,10 +6,10 @@
 //! out. The histograms are cumulative since start; `sched_switch_total` counts every
 //! switch seen.
 
-use coolbpf_core::{Error, Plugin, PluginContext, Record, Result};
+use coolbpf_core::{Error, ObjectBuilder, Plugin, PluginContext, Record, Result};
 
 use crate::options::{OptionSpec, ProbeOptions};
-use crate::sched::{HookKind, Per, SchedHistogram, HOOK};
+use crate::sched::{HookKind, Per, Roles, SchedHistogram, HOOK};
 
 static OBJECT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/cpudist.bpf.o"));
 
@@ -73,7 +73,13 @@ impl Cpudist {
     /// Loads and attaches the probe.
     pub fn start(config: &CpudistConfig) -> Result<Self> {
         config.validate()?;
-        SchedHistogram::start(OBJECT, &ROLES, config.hook, config.pid, config.per).map(Self)
+        SchedHistogram::start(
+            ObjectBuilder::from_bytes(OBJECT),
+            &Roles::new(&ROLES, config.hook),
+            config.pid,
+            config.per,
+        )
+        .map(Self)
     }
 }
 

@@ -29,7 +29,7 @@ pub use stacks::{stack_samples, OffCpuStack};
 pub use totals::StackTotals;
 
 use crate::options::{OptionSpec, ProbeOptions};
-use crate::sched::{HookKind, Roles, SchedCounters, HOOK};
+use crate::sched::{monotonic_ns, HookKind, Roles, SchedCounters, HOOK};
 
 static OBJECT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/offcpu.bpf.o"));
 
@@ -281,19 +281,6 @@ impl Plugin for OffCpuPlugin {
         self.running = None;
         Ok(())
     }
-}
-
-/// The kernel's monotonic clock (what `bpf_ktime_get_ns` reads), ns.
-fn monotonic_ns() -> u64 {
-    let mut now = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `now` is a valid, writable timespec; CLOCK_MONOTONIC is always supported.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &raw mut now) };
-    (now.tv_sec as u64)
-        .saturating_mul(1_000_000_000)
-        .saturating_add(now.tv_nsec as u64)
 }
 
 #[cfg(test)]

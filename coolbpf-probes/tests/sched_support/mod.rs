@@ -99,30 +99,135 @@ fn receive(fd: libc::c_int) {
 /// every hop wakes the other side, so the run is made of wakeups and context switches.
 /// Returns both pids once both exited.
 pub fn ping_pong(round_trips: u32) -> [u32; 2] {
-    let there = pipe();
-    let back = pipe();
-    let first = fork(|| {
-        close(there[0]);
-        close(back[1]);
-        for _ in 0..round_trips {
-            send(there[1]);
-            receive(back[0]);
+    let held = HeldPair::ping_pong(round_trips);
+    let pids = held.pids;
+    held.release();
+    pids
+}
+
+/// Two forked processes that, once their work is done, stay blocked (switched out) until
+/// released: their `/proc/PID/schedstat` can then be read against a probe's view of them.
+pub struct HeldPair {
+    /// Both pids.
+    pub pids: [u32; 2],
+    release: libc::c_int,
+}
+
+impl HeldPair {
+    /// [`ping_pong`], held.
+    pub fn ping_pong(round_trips: u32) -> Self {
+        let there = pipe();
+        let back = pipe();
+        let held = Self::run(
+            || {
+                close(there[0]);
+                close(back[1]);
+                for _ in 0..round_trips {
+                    send(there[1]);
+                    receive(back[0]);
+                }
+            },
+            || {
+                close(there[1]);
+                close(back[0]);
+                for _ in 0..round_trips {
+                    receive(there[0]);
+                    send(back[1]);
+                }
+            },
+        );
+        for fd in there.into_iter().chain(back) {
+            close(fd);
         }
-    });
-    let second = fork(|| {
-        close(there[1]);
-        close(back[0]);
-        for _ in 0..round_trips {
-            receive(there[0]);
-            send(back[1]);
-        }
-    });
-    for fd in there.into_iter().chain(back) {
-        close(fd);
+        held
     }
-    reap(first);
-    reap(second);
-    [first as u32, second as u32]
+
+    /// Two processes pinned to `cpu`, each spinning in user space for `duration` of wall
+    /// time: each waits for the CPU while the other has it, in time slices.
+    pub fn spinners(cpu: usize, duration: Duration) -> Self {
+        let spin = || {
+            pin_to(cpu);
+            let end = monotonic_ns() + duration.as_nanos() as u64;
+            while monotonic_ns() < end {
+                std::hint::spin_loop();
+            }
+        };
+        Self::run(spin, spin)
+    }
+
+    /// Forks `first` and `second`, and returns once both finished and have been blocked
+    /// for a while (so that their last run has ended in a switch-out).
+    fn run(first: impl FnOnce(), second: impl FnOnce()) -> Self {
+        let done = pipe();
+        let release = pipe();
+        let hold = || {
+            send(done[1]);
+            close(release[1]);
+            // Blocks until the parent sends a byte. (Not until it closes its end: later
+            // forked children inherit that end too.)
+            receive(release[0]);
+        };
+        let pids = [
+            fork(|| {
+                first();
+                hold();
+            }),
+            fork(|| {
+                second();
+                hold();
+            }),
+        ];
+        close(done[1]);
+        close(release[0]);
+        receive(done[0]);
+        receive(done[0]);
+        close(done[0]);
+        let pids = pids.map(|pid| pid as u32);
+        for pid in pids {
+            wait_until_sleeping(pid);
+        }
+        // The state reads S from just before the switch: give it time to happen.
+        std::thread::sleep(Duration::from_millis(50));
+        Self {
+            pids,
+            release: release[1],
+        }
+    }
+
+    /// Lets both processes exit and reaps them.
+    pub fn release(self) {
+        send(self.release);
+        send(self.release);
+        close(self.release);
+        for pid in self.pids {
+            reap(pid as libc::pid_t);
+        }
+    }
+}
+
+/// Waits (up to 10 s) until `pid`'s state in /proc/PID/stat is S (sleeping).
+fn wait_until_sleeping(pid: u32) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("stat");
+        let state = stat.rsplit_once(") ").map(|(_, rest)| &rest[..1]);
+        if state == Some("S") {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{pid} never blocked: {stat}");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// The scheduler's own accounting for `pid` (/proc/PID/schedstat): ns waited on a run
+/// queue, and the number of waits.
+pub fn schedstat(pid: u32) -> (u64, u64) {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/schedstat")).expect("schedstat");
+    let fields: Vec<u64> = text
+        .split_whitespace()
+        .map(|field| field.parse().expect("a number"))
+        .collect();
+    (fields[1], fields[2])
 }
 
 /// The kernel's monotonic clock, ns (async-signal-safe: a vDSO call).
@@ -136,19 +241,24 @@ pub fn monotonic_ns() -> u64 {
     now.tv_sec as u64 * 1_000_000_000 + now.tv_nsec as u64
 }
 
+/// Pins the calling task to `cpu` (async-signal-safe).
+fn pin_to(cpu: usize) {
+    // SAFETY: a zeroed cpu_set_t is a valid empty set; CPU_SET and sched_setaffinity only
+    // touch it and the calling task.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu, &mut set);
+        libc::sched_setaffinity(0, size_of::<libc::cpu_set_t>(), &raw const set);
+    }
+}
+
 /// `count` children pinned to `cpu`, each spinning in user space for `duration`.
 /// Returns their pids (reap them with [`reap`]).
 pub fn spinners(count: usize, cpu: usize, duration: Duration) -> Vec<libc::pid_t> {
     (0..count)
         .map(|_| {
             fork(|| {
-                // SAFETY: a zeroed cpu_set_t is a valid empty set; CPU_SET and
-                // sched_setaffinity only touch it and the calling task.
-                unsafe {
-                    let mut set: libc::cpu_set_t = std::mem::zeroed();
-                    libc::CPU_SET(cpu, &mut set);
-                    libc::sched_setaffinity(0, size_of::<libc::cpu_set_t>(), &raw const set);
-                }
+                pin_to(cpu);
                 let end = monotonic_ns() + duration.as_nanos() as u64;
                 while monotonic_ns() < end {
                     std::hint::spin_loop();
