@@ -7,6 +7,11 @@
 //! run. Each binding loads it as a user object, consumes the ring with a callback that
 //! checks the sequence number and counts, while the same thread that loaded it makes N
 //! syscalls. The time is from the first syscall to the last event reaching the callback.
+//! Two rates come of it: events per second of that wall time (bounded by the producer
+//! here, so it mostly shows that no binding holds the producer back), and events per
+//! second of consumer CPU time (the process's CPU time over the run minus the producing
+//! thread's; for Python, whose producer is another process, all of its CPU time): what
+//! one core could deliver through each binding, the binding's own cost per event.
 //!
 //! - Rust: in this process, `EventStream::ring_buffer` with `Delivery::callback`.
 //! - C: `benches/bindings/throughput.c`, compiled with `cc` against the C library as
@@ -15,7 +20,8 @@
 //! - Python: `$COOLBPF_PYTHON benches/bindings/throughput.py --object OBJECT --events N
 //!   --ring-bytes B` when `COOLBPF_PYTHON` names a python with the coolbpf module
 //!   installed (e.g. `.venv/bin/python` after `scripts/python-test.sh`); it prints the
-//!   same line as the C program (`delivered=D produced=P lost=L out_of_order=O ns=T`) and
+//!   same line as the C program (`delivered=D produced=P lost=L out_of_order=O ns=T
+//!   cpu_ns=C`) and
 //!   consumes in batches of up to 65,536 events. Otherwise the Python row says "not
 //!   measured".
 //!
@@ -53,11 +59,18 @@ struct Run {
     lost: u64,
     out_of_order: u64,
     wall: Duration,
+    /// CPU time spent consuming.
+    consumer_cpu: Duration,
 }
 
 impl Run {
     fn rate(&self) -> f64 {
         self.delivered as f64 / self.wall.as_secs_f64()
+    }
+
+    /// Events per second of consumer CPU time.
+    fn cpu_rate(&self) -> f64 {
+        self.delivered as f64 / self.consumer_cpu.as_secs_f64().max(1e-9)
     }
 
     fn check(&self, binding: &str, events: u64) -> Result<(), String> {
@@ -72,6 +85,17 @@ impl Run {
             ))
         }
     }
+}
+
+/// CPU time (user + system) of the process (`RUSAGE_SELF`) or the calling thread
+/// (`RUSAGE_THREAD`).
+fn cpu_time(who: libc::c_int) -> Duration {
+    // SAFETY: an all-zero rusage is a valid value for getrusage to overwrite.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: `usage` is a live, writable rusage.
+    unsafe { libc::getrusage(who, &raw mut usage) };
+    let time = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    time(usage.ru_utime) + time(usage.ru_stime)
 }
 
 fn current_tid() -> u32 {
@@ -117,6 +141,7 @@ fn rust_run(events: u64) -> Result<Run, String> {
         }),
     )
     .map_err(text)?;
+    let (process_cpu, thread_cpu) = (cpu_time(libc::RUSAGE_SELF), cpu_time(libc::RUSAGE_THREAD));
     let start = Instant::now();
     for _ in 0..events {
         // SAFETY: getppid has no preconditions and cannot fail.
@@ -125,6 +150,9 @@ fn rust_run(events: u64) -> Result<Run, String> {
     let last = done_rx
         .recv_timeout(RUN_TIMEOUT)
         .unwrap_or_else(|_| Instant::now());
+    let process_cpu = cpu_time(libc::RUSAGE_SELF).saturating_sub(process_cpu);
+    let consumer_cpu =
+        process_cpu.saturating_sub(cpu_time(libc::RUSAGE_THREAD).saturating_sub(thread_cpu));
     object.detach_all();
     stream.stop().map_err(text)?;
     let losses = stream.losses().map_err(text)?;
@@ -134,6 +162,7 @@ fn rust_run(events: u64) -> Result<Run, String> {
         lost: losses.total(),
         out_of_order: out_of_order.load(Ordering::Relaxed),
         wall: last - start,
+        consumer_cpu,
     })
 }
 
@@ -155,6 +184,7 @@ fn parse_line(binding: &str, stdout: &str) -> Result<Run, String> {
         lost: field("lost")?,
         out_of_order: field("out_of_order")?,
         wall: Duration::from_nanos(field("ns")?),
+        consumer_cpu: Duration::from_nanos(field("cpu_ns")?),
     })
 }
 
@@ -250,7 +280,8 @@ fn main() {
         println!("C: not measured: {why}");
     }
     let python = std::env::var_os("COOLBPF_PYTHON");
-    let mut rates: Vec<(&str, Vec<f64>)> =
+    // Per binding: its name, then per run the wall rate and the consumer-CPU rate.
+    let mut rates: Vec<(&str, Vec<(f64, f64)>)> =
         vec![("Rust", vec![]), ("C", vec![]), ("Python", vec![])];
     let mut failed = false;
     for round in 0..rounds {
@@ -287,13 +318,15 @@ fn main() {
             match result.and_then(|run| run.check(name, events).map(|()| run)) {
                 Ok(run) => {
                     println!(
-                        "round {round} {name:<6} {:>12.0} events/s ({} delivered, {} lost, {:.1} ms)",
+                        "round {round} {name:<6} {:>10.0} events/s, {:>10.0} per consumer CPU s ({} delivered, {} lost, {:.1} ms, consumer CPU {:.1} ms)",
                         run.rate(),
+                        run.cpu_rate(),
                         run.delivered,
                         run.lost,
-                        run.wall.as_secs_f64() * 1e3
+                        run.wall.as_secs_f64() * 1e3,
+                        run.consumer_cpu.as_secs_f64() * 1e3
                     );
-                    rates[which].1.push(run.rate());
+                    rates[which].1.push((run.rate(), run.cpu_rate()));
                 }
                 Err(err) => {
                     println!("round {round} {name}: FAILED: {err}");
@@ -302,14 +335,22 @@ fn main() {
             }
         }
     }
-    let rust = median(rates[0].1.clone());
-    println!("\n| binding | events/s (median of {rounds}) | vs Rust |\n|---|---|---|");
+    let wall = |values: &[(f64, f64)]| median(values.iter().map(|v| v.0).collect());
+    let cpu = |values: &[(f64, f64)]| median(values.iter().map(|v| v.1).collect());
+    let (rust_wall, rust_cpu) = (wall(&rates[0].1), cpu(&rates[0].1));
+    println!(
+        "\n| binding | events/s (median of {rounds}) | vs Rust | events per consumer CPU s | vs Rust |\n|---|---|---|---|---|"
+    );
     for (name, values) in &rates {
         if values.is_empty() {
-            println!("| {name} | not measured | |");
+            println!("| {name} | not measured | | | |");
         } else {
-            let m = median(values.clone());
-            println!("| {name} | {m:.0} | {:.3}x |", m / rust);
+            let (w, c) = (wall(values), cpu(values));
+            println!(
+                "| {name} | {w:.0} | {:.3}x | {c:.0} | {:.3}x |",
+                w / rust_wall,
+                c / rust_cpu
+            );
         }
     }
     let _ = std::fs::remove_file(&object_path);

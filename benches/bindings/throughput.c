@@ -2,9 +2,11 @@
  * transport object, consumes its ring buffer through coolbpf's C API with a callback,
  * makes N getppid() calls on this thread, and prints one line:
  *
- *   delivered=D produced=P lost=L out_of_order=O ns=T
+ *   delivered=D produced=P lost=L out_of_order=O ns=T cpu_ns=C
  *
- * where T is the time from the first syscall to the last event reaching the callback.
+ * where T is the time from the first syscall to the last event reaching the callback, and
+ * C the CPU time the process spent meanwhile outside this (the producing) thread: what
+ * consuming cost, on the ring buffer's thread.
  * Usage: throughput OBJECT N RING_BYTES */
 #define _GNU_SOURCE
 #include <coolbpf.h>
@@ -12,6 +14,7 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -43,6 +46,16 @@ static int on_event(const uint8_t *data, size_t size, void *ctx)
 	return 0;
 }
 
+/* CPU time (user + system) of the process or of the calling thread, ns. */
+static long long cpu_ns(int who)
+{
+	struct rusage usage;
+
+	getrusage(who, &usage);
+	return (usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) * 1000000000LL +
+	       (usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) * 1000LL;
+}
+
 static int fail(const char *what)
 {
 	fprintf(stderr, "throughput: %s: %s\n", what, coolbpf_last_error_message());
@@ -60,6 +73,7 @@ int main(int argc, char **argv)
 	uint32_t tid = (uint32_t)syscall(SYS_gettid), nr = SYS_getppid;
 	uint64_t produced = 0;
 	long waited_ms = 0;
+	long long process_cpu, thread_cpu;
 
 	if (argc != 4) {
 		fprintf(stderr, "usage: %s OBJECT N RING_BYTES\n", argv[0]);
@@ -81,6 +95,8 @@ int main(int argc, char **argv)
 		coolbpf_object_close(object);
 		return fail("attach");
 	}
+	process_cpu = cpu_ns(RUSAGE_SELF);
+	thread_cpu = cpu_ns(RUSAGE_THREAD);
 	clock_gettime(CLOCK_MONOTONIC, &start);
 	for (uint64_t i = 0; i < counter.expected; i++)
 		getppid();
@@ -88,6 +104,8 @@ int main(int argc, char **argv)
 		usleep(1000);
 		waited_ms++;
 	}
+	process_cpu = cpu_ns(RUSAGE_SELF) - process_cpu;
+	thread_cpu = cpu_ns(RUSAGE_THREAD) - thread_cpu;
 	coolbpf_object_detach_all(object);
 	if (coolbpf_ringbuf_stop(ringbuf) || coolbpf_ringbuf_losses(ringbuf, &losses) ||
 	    coolbpf_object_global(object, "produced", &produced, sizeof produced, NULL)) {
@@ -100,10 +118,11 @@ int main(int argc, char **argv)
 	if (!counter.done)
 		clock_gettime(CLOCK_MONOTONIC, &counter.last);
 	now = counter.last;
-	printf("delivered=%llu produced=%llu lost=%llu out_of_order=%llu ns=%lld\n",
+	printf("delivered=%llu produced=%llu lost=%llu out_of_order=%llu ns=%lld cpu_ns=%lld\n",
 	       (unsigned long long)losses.delivered, (unsigned long long)produced,
 	       (unsigned long long)losses.total, (unsigned long long)counter.out_of_order,
 	       (long long)(now.tv_sec - start.tv_sec) * 1000000000LL +
-		       (now.tv_nsec - start.tv_nsec));
+		       (now.tv_nsec - start.tv_nsec),
+	       process_cpu - thread_cpu);
 	return 0;
 }

@@ -7,12 +7,13 @@ produces N events from one thread, consumes them in batches with `RingBuffer.rea
 (checking each event's sequence number, as the Rust and C consumers do), and prints the
 line the C program of benches/bindings prints:
 
-    delivered=D produced=P lost=L out_of_order=O ns=T
+    delivered=D produced=P lost=L out_of_order=O ns=T cpu_ns=C
 
 delivered: events that reached Python; lost: every loss the stream counted (kernel
 reserve failures, queue overflow); produced: the program's own count (delivered + lost ==
 produced); out_of_order: events whose sequence number was not the next one expected;
-ns: from the producer's start to the last event read.
+ns: from the producer's start to the last event read; cpu_ns: this process's CPU time
+meanwhile (all of it is consuming: the producer is another process).
 
 The producer is a tiny C program (compiled with clang or cc) whose main thread makes N
 getppid syscalls when told to, so that the producer costs the same as in the Rust and C
@@ -25,6 +26,7 @@ benchmarks; without a C compiler, a Python thread calling os.getppid() produces 
 
 import argparse
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -123,6 +125,12 @@ class PythonProducer:
         self.thread.join()
 
 
+def process_cpu_ns():
+    """This process's CPU time (user + system, every thread), ns."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return int((usage.ru_utime + usage.ru_stime) * 1e9)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--events", type=int, default=1_000_000)
@@ -152,6 +160,7 @@ def main():
         expected = 0
         started = time.perf_counter()
         last = started
+        cpu_started = cpu_last = process_cpu_ns()
         producer.go()
         while True:
             batch = ring.read(max=args.batch, timeout=0.2)
@@ -163,6 +172,7 @@ def main():
                     expected = seq + 1
                 events += len(batch)
                 last = time.perf_counter()
+                cpu_last = process_cpu_ns()
                 if events >= args.events:
                     break
                 continue
@@ -181,7 +191,8 @@ def main():
         obj.close()
     print(
         f"delivered={events} produced={produced} lost={lost} "
-        f"out_of_order={out_of_order} ns={int((last - started) * 1e9)}"
+        f"out_of_order={out_of_order} ns={int((last - started) * 1e9)} "
+        f"cpu_ns={cpu_last - cpu_started}"
     )
 
 

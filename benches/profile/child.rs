@@ -14,16 +14,38 @@ use crate::FREQUENCY;
 
 /// Makes this binary the profiler child; the value is its time limit in seconds.
 pub const ENV: &str = "COOLBPF_BENCH_PROFILER";
-/// `0` skips symbolization (sampling and aggregation only).
+/// How to symbolize: `none` (sampling and aggregation only), `symtab` (symbol tables
+/// only, `coolbpf profile --symbols-only`) or `dwarf` (the default).
 const SYMBOLIZE_ENV: &str = "COOLBPF_BENCH_SYMBOLIZE";
 /// A cgroup v2 directory to profile instead of the whole machine.
 const CGROUP_ENV: &str = "COOLBPF_BENCH_CGROUP";
 
+/// How the child symbolizes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Symbolize {
+    /// Not at all: sample and aggregate only.
+    None,
+    /// From symbol tables only (`coolbpf profile --symbols-only`).
+    SymbolTables,
+    /// With DWARF where binaries have it (`coolbpf profile`).
+    DebugInfo,
+}
+
+impl Symbolize {
+    fn env_value(self) -> &'static str {
+        match self {
+            Self::None => "none",
+            Self::SymbolTables => "symtab",
+            Self::DebugInfo => "dwarf",
+        }
+    }
+}
+
 /// What the child does.
 #[derive(Debug, Clone)]
 pub struct Mode {
-    /// Symbolize (as `coolbpf profile` does) or only sample and aggregate.
-    pub symbolize: bool,
+    /// How it symbolizes.
+    pub symbolize: Symbolize,
     /// Only this cgroup.
     pub cgroup: Option<PathBuf>,
 }
@@ -31,14 +53,16 @@ pub struct Mode {
 /// The child's main: profiles, ticking every second like `coolbpf profile`.
 pub fn main(limit: &str) -> io::Result<()> {
     let limit = Duration::from_secs_f64(limit.parse().map_err(io::Error::other)?);
+    let symbolize = std::env::var(SYMBOLIZE_ENV).unwrap_or_default();
     let config = ProfileConfig {
         frequency: FREQUENCY,
         cgroup: std::env::var_os(CGROUP_ENV).map(PathBuf::from),
+        debug_info: symbolize != Symbolize::SymbolTables.env_value(),
         ..ProfileConfig::default()
     };
     let started = Instant::now();
     let running = || started.elapsed() < limit && !stdin_closed(Duration::from_secs(1));
-    if std::env::var(SYMBOLIZE_ENV).is_ok_and(|v| v == "0") {
+    if symbolize == Symbolize::None.env_value() {
         let mut profiler = Profiler::start(&config).map_err(io::Error::other)?;
         announce(&profiler.event().to_string())?;
         let mut all = Profile::new();
@@ -104,7 +128,7 @@ impl ProfilerChild {
         let mut command = Command::new(std::env::current_exe()?);
         command
             .env(ENV, seconds.to_string())
-            .env(SYMBOLIZE_ENV, if mode.symbolize { "1" } else { "0" })
+            .env(SYMBOLIZE_ENV, mode.symbolize.env_value())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped());
         if let Some(cgroup) = &mode.cgroup {

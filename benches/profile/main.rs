@@ -11,12 +11,15 @@
 //! 2. The profiling process itself over 60 s at 99 Hz on every CPU, with the workload
 //!    spinning on every CPU: CPU time and peak RSS of a process doing what `coolbpf
 //!    profile` does (drain and symbolize user addresses every second, then the kernel's,
-//!    then render folded stacks); the same without symbolization; the same restricted to
+//!    then render folded stacks); the same from symbol tables only (`--symbols-only`); the
+//!    same without symbolization; the same restricted to
 //!    the workload's cgroup (so only the workload is symbolized); and `perf record` over
 //!    the same time plus `perf report` (perf's symbolization).
 //!
 //! The profiler runs in a child process (this binary again), so its rusage is its own.
-//! Run with `sudo cargo bench --bench profile` (about 8 minutes on 2 vCPUs). Without
+//! Run with `sudo cargo bench --bench profile` (about 9 minutes on 2 vCPUs;
+//! `COOLBPF_BENCH_ROUNDS=N` and `COOLBPF_BENCH_STEADY_SECONDS=S` change the plan, S = 0
+//! skipping part 2). Without
 //! `--bench` (`cargo test --benches`) it runs one short round as a smoke test. Without
 //! root or BPF it says why and exits 0; without perf the perf rows are left out. Results
 //! and their reading are in BENCHMARKS.md.
@@ -33,7 +36,7 @@ use std::time::Duration;
 
 use coolbpf::Environment;
 
-use child::{Cgroup, Mode, ProfilerChild};
+use child::{Cgroup, Mode, ProfilerChild, Symbolize};
 use measure::Usage;
 use workload::Workload;
 
@@ -72,11 +75,18 @@ fn main() {
         println!("skipping the profile benchmark: BPF unavailable: {err}");
         return;
     }
-    let plan = if std::env::args().any(|a| a == "--bench") {
+    let mut plan = if std::env::args().any(|a| a == "--bench") {
         FULL
     } else {
         SMOKE
     };
+    // More rounds, or a shorter (0: no) steady-state part, for experiments.
+    if let Some(rounds) = env_number("COOLBPF_BENCH_ROUNDS").filter(|&n| n > 0) {
+        plan.rounds = rounds as usize;
+    }
+    if let Some(seconds) = env_number("COOLBPF_BENCH_STEADY_SECONDS") {
+        plan.steady_seconds = seconds;
+    }
     let dir = std::env::temp_dir().join(format!("coolbpf-bench-profile-{}", std::process::id()));
     let result = std::fs::create_dir_all(&dir).and_then(|()| run(&plan, &dir));
     let _ = std::fs::remove_dir_all(&dir);
@@ -84,6 +94,17 @@ fn main() {
         eprintln!("profile benchmark failed: {err}");
         std::process::exit(1);
     }
+}
+
+/// A number from environment variable `name`, if set (a bad value is ignored, with a
+/// word on stderr).
+fn env_number(name: &str) -> Option<u64> {
+    let text = std::env::var(name).ok()?;
+    let number = text.parse().ok();
+    if number.is_none() {
+        eprintln!("ignoring {name}={text}: expected a number");
+    }
+    number
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -119,6 +140,9 @@ fn run(plan: &Plan, dir: &Path) -> io::Result<()> {
     let _stats = bpfstats::enable()?;
     let slowdown = slowdown(plan, &workload, perf.as_deref(), dir, chunks)?;
     print_slowdown(&slowdown);
+    if plan.steady_seconds == 0 {
+        return Ok(());
+    }
     steady(plan, &workload, perf.as_deref(), dir, &slowdown.event)
 }
 
@@ -134,7 +158,7 @@ fn slowdown(
         variants.push(Variant::Perf);
     }
     let everything = Mode {
-        symbolize: true,
+        symbolize: Symbolize::DebugInfo,
         cgroup: None,
     };
     let mut out = Slowdown {
@@ -253,11 +277,20 @@ fn steady(
     );
     let cgroup = Cgroup::create();
     let modes = [
-        ("coolbpf, every CPU (sampling + symbolization)", true, false),
-        ("coolbpf, every CPU, sampling only", false, false),
+        (
+            "coolbpf, every CPU (sampling + symbolization)",
+            Symbolize::DebugInfo,
+            false,
+        ),
+        (
+            "coolbpf, every CPU, symbols only",
+            Symbolize::SymbolTables,
+            false,
+        ),
+        ("coolbpf, every CPU, sampling only", Symbolize::None, false),
         (
             "coolbpf, the workload's cgroup (+ symbolization)",
-            true,
+            Symbolize::DebugInfo,
             true,
         ),
     ];

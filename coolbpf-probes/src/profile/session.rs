@@ -20,10 +20,11 @@ use super::{ProfileConfig, Profiler};
 /// for the hot binaries of a machine, small next to what it profiles.
 pub const SYMBOLIZER_CACHE_BYTES: usize = 32 << 20;
 
-/// The symbolizer the profiler's session and plugin use.
-pub(crate) fn symbolizer() -> Symbolizer {
+/// The symbolizer the profiler's session and plugin use for `config`.
+pub(crate) fn symbolizer(config: &ProfileConfig) -> Symbolizer {
     Symbolizer::builder()
         .cache_bytes(SYMBOLIZER_CACHE_BYTES)
+        .dwarf(config.debug_info)
         .build()
 }
 
@@ -53,16 +54,11 @@ pub struct SessionResult {
 impl ProfileSession {
     /// Starts the profiler.
     pub fn start(config: &ProfileConfig) -> Result<Self> {
-        Ok(Self::with_profiler(Profiler::start(config)?))
-    }
-
-    /// A session around a profiler already started.
-    pub fn with_profiler(profiler: Profiler) -> Self {
-        Self {
-            profiler,
-            resolver: StackResolver::new(symbolizer()),
+        Ok(Self {
+            profiler: Profiler::start(config)?,
+            resolver: StackResolver::new(symbolizer(config)),
             samples: Profile::new(),
-        }
+        })
     }
 
     /// The profiler.

@@ -1,4 +1,4 @@
-//! `coolbpf profile [--duration S] [--freq HZ] [--pid P] [--off-cpu]
+//! `coolbpf profile [--duration S] [--freq HZ] [--pid P] [--off-cpu] [--symbols-only]
 //! [--format folded|pprof|svg|json] [-o FILE]`
 //!
 //! On-CPU: [`ProfileSession`] at `--freq` on every CPU (or each thread of `--pid`),
@@ -37,6 +37,10 @@ pub struct ProfileArgs {
     /// Off-CPU time (blocked, sleeping, waiting to run) by stack, instead of on-CPU samples.
     #[arg(long)]
     off_cpu: bool,
+    /// Name frames from symbol tables only: no inlined frames and no source lines, but
+    /// far less CPU time and memory on binaries with large debug info.
+    #[arg(long)]
+    symbols_only: bool,
     /// Output format.
     #[arg(long, value_enum, value_name = "FORMAT", default_value = "folded")]
     format: OutputFormat,
@@ -66,6 +70,11 @@ pub fn run(args: &ProfileArgs) -> Result<()> {
             "--freq sets the on-CPU sampling rate; --off-cpu measures every switch".into(),
         ));
     }
+    if args.off_cpu && args.symbols_only {
+        return Err(Error::InvalidArgument(
+            "--symbols-only applies to on-CPU profiles; --off-cpu always reads debug info".into(),
+        ));
+    }
     if let Some(pid) = args.pid {
         Environment::require_process(pid)?;
     }
@@ -75,6 +84,7 @@ pub fn run(args: &ProfileArgs) -> Result<()> {
     let config = ProfileConfig {
         frequency: args.freq.unwrap_or(99),
         pid: args.pid,
+        debug_info: !args.symbols_only,
         interval: None,
         ..ProfileConfig::default()
     };
