@@ -5,7 +5,7 @@
 //!
 //! - [`features`] and [`probes`]: what this kernel can do, and the probe catalogue;
 //! - [`probe::PyProbeSession`]: any registry probe by name, its records as dicts;
-//! - [`object::PyObject`], [`object::PyMap`], [`object::PyRingBuffer`]: a user's own BPF
+//! - [`object::PyObject`], [`object::PyMap`], [`ringbuf::PyRingBuffer`]: a user's own BPF
 //!   object (from a `.bpf.o` file, bytes, or C source compiled by [`compile`]);
 //! - [`profiler::PyProfiler`] and [`profiler::PyProfile`]: on- and off-CPU profiles;
 //! - [`symbolizer::PySymbolizer`]: addresses to functions, files and lines.
@@ -32,6 +32,7 @@ mod errors;
 pub mod object;
 pub mod probe;
 pub mod profiler;
+pub mod ringbuf;
 pub mod symbolizer;
 
 use errors::IntoPy;
@@ -126,7 +127,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<probe::PyProbeSession>()?;
     m.add_class::<object::PyObject>()?;
     m.add_class::<object::PyMap>()?;
-    m.add_class::<object::PyRingBuffer>()?;
+    m.add_class::<ringbuf::PyRingBuffer>()?;
     m.add_class::<profiler::PyProfiler>()?;
     m.add_class::<profiler::PyProfile>()?;
     m.add_class::<symbolizer::PySymbolizer>()?;

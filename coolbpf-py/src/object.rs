@@ -3,16 +3,14 @@
 use std::path::PathBuf;
 use std::sync::Mutex;
 
-use bytes::Bytes;
 use coolbpf_core::decode::int_ne_bytes;
-use coolbpf_core::stream::{Delivery, EventStream};
 use coolbpf_core::{AttachTarget, BpfObject, Environment, Error, Layout, MapView, ObjectBuilder};
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyBytes, PyDict, PyInt, PyList};
 
-use crate::convert::{seconds, to_py};
+use crate::convert::to_py;
 use crate::errors::{self, IntoPy};
-use crate::wait_sliced;
+use crate::ringbuf::PyRingBuffer;
 
 /// A loaded BPF object; dropping or closing it detaches everything it attached.
 #[pyclass(module = "coolbpf._native", name = "Object")]
@@ -222,17 +220,7 @@ impl PyObject {
         if capacity == 0 {
             return Err(errors::invalid("capacity must be at least 1"));
         }
-        let stream =
-            self.with(|o| EventStream::ring_buffer_raw(o, map, Delivery::channel(capacity)))?;
-        let receiver = stream
-            .receiver()
-            .cloned()
-            .ok_or_else(|| errors::invalid("the stream has no channel"))?;
-        Ok(PyRingBuffer {
-            map: map.to_owned(),
-            receiver,
-            stream: Mutex::new(Some(stream)),
-        })
+        self.with(|o| PyRingBuffer::open(o, map, capacity))
     }
 
     /// Detaches everything and unloads the object.
@@ -349,96 +337,5 @@ impl PyMap {
 
     fn __repr__(&self) -> String {
         format!("<coolbpf.Map {:?}>", self.view.name())
-    }
-}
-
-/// Events of one ring buffer, read in batches of raw bytes.
-#[pyclass(module = "coolbpf._native", name = "RingBuffer")]
-pub struct PyRingBuffer {
-    map: String,
-    receiver: crossbeam_channel::Receiver<Bytes>,
-    stream: Mutex<Option<EventStream<Bytes>>>,
-}
-
-#[pymethods]
-impl PyRingBuffer {
-    /// The ring buffer map's name.
-    #[getter]
-    fn map(&self) -> &str {
-        &self.map
-    }
-
-    /// Waits up to `timeout` seconds (`None`: until one arrives) for an event, then
-    /// returns it with every other event queued, at most `max` in all, as a list of
-    /// bytes. An empty list: nothing arrived in time (or the stream stopped and is empty).
-    #[pyo3(signature = (max=65_536, timeout=None))]
-    fn read<'py>(
-        &self,
-        py: Python<'py>,
-        max: usize,
-        timeout: Option<f64>,
-    ) -> PyResult<Bound<'py, PyList>> {
-        let timeout = seconds(timeout, "timeout")?;
-        let receiver = &self.receiver;
-        let batch = if max == 0 {
-            Vec::new()
-        } else {
-            wait_sliced(py, timeout, |slice| {
-                let first = match receiver.recv_timeout(slice) {
-                    Ok(event) => event,
-                    Err(e) if e.is_disconnected() => return Ok(Some(Vec::new())),
-                    Err(_) => return Ok(None),
-                };
-                let mut batch = Vec::with_capacity(max.min(receiver.len() + 1));
-                batch.push(first);
-                batch.extend(receiver.try_iter().take(max - 1));
-                Ok(Some(batch))
-            })?
-            .unwrap_or_default()
-        };
-        PyList::new(py, batch.iter().map(|event| PyBytes::new(py, event)))
-    }
-
-    /// Events waiting to be read.
-    #[getter]
-    fn pending(&self) -> usize {
-        self.receiver.len()
-    }
-
-    /// Delivered and lost counts so far: a dict with `received`, `delivered`,
-    /// `channel_overflow`, `decode_errors`, `kernel` (per source) and `total_lost`.
-    fn losses<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        let guard = self
-            .stream
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let stream = guard
-            .as_ref()
-            .ok_or_else(|| errors::core(&Error::Closed("ring buffer")))?;
-        let losses = stream.losses().py_err()?;
-        drop(guard);
-        let value = to_py(py, &losses)?;
-        value.set_item("total_lost", losses.total())?;
-        Ok(value)
-    }
-
-    /// Drains what the kernel holds and stops the consumer thread; queued events stay
-    /// readable.
-    fn stop(&self, py: Python<'_>) -> PyResult<()> {
-        py.detach(|| {
-            let mut guard = self
-                .stream
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            match guard.as_mut() {
-                Some(stream) => stream.stop(),
-                None => Ok(()),
-            }
-        })
-        .py_err()
-    }
-
-    fn __repr__(&self) -> String {
-        format!("<coolbpf.RingBuffer {:?}>", self.map)
     }
 }
