@@ -139,6 +139,9 @@ def test_losses_are_counted_when_the_ring_is_too_small():
     assert produced == count
     assert losses["total_lost"] > 0
     assert len(events) + losses["total_lost"] == produced
+    # What the full queue turned away is lost, not delivered.
+    assert losses["delivered"] == len(events) <= 8
+    assert losses["channel_overflow"] > 0
 
 
 def test_object_from_path_attach_errors_and_globals():
