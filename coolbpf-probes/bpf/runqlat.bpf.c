@@ -81,24 +81,6 @@ static __always_inline void dequeue_and_account(__u32 tid, const char *comm)
 
 /* ---- tp_btf: trusted task pointers, the queue in task storage ---------------------- */
 
-static __always_inline int on_wakeup_btf(struct task_struct *task)
-{
-	sched_enqueue_task(task, task->tgid);
-	return 0;
-}
-
-SEC("tp_btf/sched_wakeup")
-int BPF_PROG(wakeup_btf, struct task_struct *task)
-{
-	return on_wakeup_btf(task);
-}
-
-SEC("tp_btf/sched_wakeup_new")
-int BPF_PROG(wakeup_new_btf, struct task_struct *task)
-{
-	return on_wakeup_btf(task);
-}
-
 SEC("tp_btf/sched_switch")
 int BPF_PROG(switch_btf, bool preempt, struct task_struct *prev, struct task_struct *next)
 {
@@ -106,9 +88,7 @@ int BPF_PROG(switch_btf, bool preempt, struct task_struct *prev, struct task_str
 	__u32 tgid;
 
 	sched_count(SCHED_COUNT_SWITCHES);
-	/* A dead task's storage goes with it: nothing to forget. */
-	if (preempt || sched_task_state_btf(prev) == SCHED_TASK_RUNNING)
-		sched_enqueue_task(prev, prev->tgid);
+	sched_switched_out_task(preempt, prev);
 	if (sched_dequeue_task(next, &waited_ns, &tgid))
 		account(waited_ns, tgid, next->comm);
 	return 0;
@@ -180,12 +160,6 @@ int BPF_PROG(switch_schedinfo_btf, bool preempt, struct task_struct *prev,
 
 /* ---- raw_tp: untrusted pointers, the queue in a hash map ----------------------------- */
 
-static __always_inline int on_wakeup(struct task_struct *task)
-{
-	sched_enqueue(BPF_CORE_READ(task, pid), BPF_CORE_READ(task, tgid));
-	return 0;
-}
-
 static __always_inline int on_switch(bool preempt, struct task_struct *prev, struct task_struct *next)
 {
 	sched_count(SCHED_COUNT_SWITCHES);
@@ -195,18 +169,6 @@ static __always_inline int on_switch(bool preempt, struct task_struct *prev, str
 	return 0;
 }
 
-SEC("raw_tp/sched_wakeup")
-int BPF_PROG(wakeup_raw, struct task_struct *task)
-{
-	return on_wakeup(task);
-}
-
-SEC("raw_tp/sched_wakeup_new")
-int BPF_PROG(wakeup_new_raw, struct task_struct *task)
-{
-	return on_wakeup(task);
-}
-
 SEC("raw_tp/sched_switch")
 int BPF_PROG(switch_raw, bool preempt, struct task_struct *prev, struct task_struct *next)
 {
@@ -214,26 +176,6 @@ int BPF_PROG(switch_raw, bool preempt, struct task_struct *prev, struct task_str
 }
 
 /* ---- classic tracepoints ----------------------------------------------------------- */
-
-static __always_inline int on_wakeup_tp(struct trace_event_raw_sched_wakeup_template *ctx)
-{
-	__u32 tid = ctx->pid;
-
-	sched_enqueue(tid, sched_tgid_of(tid));
-	return 0;
-}
-
-SEC("tracepoint/sched/sched_wakeup")
-int wakeup_tp(struct trace_event_raw_sched_wakeup_template *ctx)
-{
-	return on_wakeup_tp(ctx);
-}
-
-SEC("tracepoint/sched/sched_wakeup_new")
-int wakeup_new_tp(struct trace_event_raw_sched_wakeup_template *ctx)
-{
-	return on_wakeup_tp(ctx);
-}
 
 SEC("tracepoint/sched/sched_switch")
 int switch_tp(struct trace_event_raw_sched_switch *ctx)

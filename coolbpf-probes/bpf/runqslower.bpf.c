@@ -2,9 +2,10 @@
 /* runqslower: one event for each run-queue wait longer than a threshold, naming the task
  * that waited and the one that had the CPU until then.
  *
- * The queue is tracked as in runqlat (sched.bpf.h): woken or still-runnable tasks are
- * queued, and leave the queue at switch-in, where the wait is compared with
- * `min_delay_us`. tp_btf, raw_tp and classic tracepoint entry points share the logic. */
+ * The queue is tracked as in runqlat's wakeup method (sched.bpf.h): woken or
+ * still-runnable tasks are queued, and leave the queue at switch-in, where the wait is
+ * compared with `min_delay_us`. tp_btf keeps the queue in task storage, raw_tp and
+ * classic tracepoints in a hash map; all share the event logic. */
 #define SCHED_TGID_CACHE
 #define SCHED_RUNQUEUE
 #include "sched.bpf.h"
@@ -32,17 +33,14 @@ struct {
 	__uint(max_entries, 256 * 1024);
 } events SEC(".maps");
 
-/* Reserves an event when thread `tid`'s wait was long enough; fills what both variants
- * know (the names are left to the caller). */
-static __always_inline struct runqslower_event *slow_wait(__u32 tid, __u32 prev_tid)
+/* Reserves an event when the wait of thread `tid` (of process `tgid`) was long enough;
+ * fills what every variant knows (the names are left to the caller). */
+static __always_inline struct runqslower_event *slow_wait(__u64 waited_ns, __u32 tgid, __u32 tid,
+							   __u32 prev_tid)
 {
 	struct runqslower_event *event;
-	__u64 waited_ns, delay_us;
-	__u32 tgid;
+	__u64 delay_us = waited_ns / 1000;
 
-	if (!sched_dequeue(tid, &waited_ns, &tgid))
-		return NULL;
-	delay_us = waited_ns / 1000;
 	if (delay_us < min_delay_us)
 		return NULL;
 	event = coolbpf_ringbuf_reserve(&events, sizeof(*event));
@@ -61,11 +59,46 @@ static __always_inline struct runqslower_event *slow_wait(__u32 tid, __u32 prev_
 	return event;
 }
 
-static __always_inline int on_wakeup(struct task_struct *task)
+/* Thread `tid` got a CPU: an event if it was seen queueing and waited long enough. */
+static __always_inline struct runqslower_event *dequeue_slow(__u32 tid, __u32 prev_tid)
 {
-	sched_enqueue(BPF_CORE_READ(task, pid), BPF_CORE_READ(task, tgid));
+	__u64 waited_ns;
+	__u32 tgid;
+
+	if (!sched_dequeue(tid, &waited_ns, &tgid))
+		return NULL;
+	return slow_wait(waited_ns, tgid, tid, prev_tid);
+}
+
+/* Names both tasks (kernel memory, read with a helper) and sends the event. */
+static __always_inline void submit_named(struct runqslower_event *event, const char *comm,
+					 const char *prev_comm)
+{
+	bpf_probe_read_kernel_str(event->comm, sizeof(event->comm), comm);
+	bpf_probe_read_kernel_str(event->prev_comm, sizeof(event->prev_comm), prev_comm);
+	bpf_ringbuf_submit(event, 0);
+}
+
+/* ---- tp_btf: trusted task pointers, the queue in task storage (as runqlat's) -------- */
+
+SEC("tp_btf/sched_switch")
+int BPF_PROG(switch_btf, bool preempt, struct task_struct *prev, struct task_struct *next)
+{
+	struct runqslower_event *event;
+	__u64 waited_ns;
+	__u32 tgid;
+
+	sched_count(SCHED_COUNT_SWITCHES);
+	sched_switched_out_task(preempt, prev);
+	if (!sched_dequeue_task(next, &waited_ns, &tgid))
+		return 0;
+	event = slow_wait(waited_ns, tgid, next->pid, prev->pid);
+	if (event)
+		submit_named(event, next->comm, prev->comm);
 	return 0;
 }
+
+/* ---- raw_tp: untrusted pointers, the queue in a hash map ----------------------------- */
 
 static __always_inline int on_switch(bool preempt, struct task_struct *prev, struct task_struct *next)
 {
@@ -75,43 +108,10 @@ static __always_inline int on_switch(bool preempt, struct task_struct *prev, str
 	sched_count(SCHED_COUNT_SWITCHES);
 	sched_switched_out(sched_prev_runnable(preempt, prev), sched_task_dead(prev), prev_tid,
 			   BPF_CORE_READ(prev, tgid));
-	event = slow_wait(BPF_CORE_READ(next, pid), prev_tid);
-	if (!event)
-		return 0;
-	bpf_probe_read_kernel_str(event->comm, sizeof(event->comm), next->comm);
-	bpf_probe_read_kernel_str(event->prev_comm, sizeof(event->prev_comm), prev->comm);
-	bpf_ringbuf_submit(event, 0);
+	event = dequeue_slow(BPF_CORE_READ(next, pid), prev_tid);
+	if (event)
+		submit_named(event, next->comm, prev->comm);
 	return 0;
-}
-
-SEC("tp_btf/sched_wakeup")
-int BPF_PROG(wakeup_btf, struct task_struct *task)
-{
-	return on_wakeup(task);
-}
-
-SEC("raw_tp/sched_wakeup")
-int BPF_PROG(wakeup_raw, struct task_struct *task)
-{
-	return on_wakeup(task);
-}
-
-SEC("tp_btf/sched_wakeup_new")
-int BPF_PROG(wakeup_new_btf, struct task_struct *task)
-{
-	return on_wakeup(task);
-}
-
-SEC("raw_tp/sched_wakeup_new")
-int BPF_PROG(wakeup_new_raw, struct task_struct *task)
-{
-	return on_wakeup(task);
-}
-
-SEC("tp_btf/sched_switch")
-int BPF_PROG(switch_btf, bool preempt, struct task_struct *prev, struct task_struct *next)
-{
-	return on_switch(preempt, prev, next);
 }
 
 SEC("raw_tp/sched_switch")
@@ -121,26 +121,6 @@ int BPF_PROG(switch_raw, bool preempt, struct task_struct *prev, struct task_str
 }
 
 /* ---- classic tracepoints ----------------------------------------------------------- */
-
-static __always_inline int on_wakeup_tp(struct trace_event_raw_sched_wakeup_template *ctx)
-{
-	__u32 tid = ctx->pid;
-
-	sched_enqueue(tid, sched_tgid_of(tid));
-	return 0;
-}
-
-SEC("tracepoint/sched/sched_wakeup")
-int wakeup_tp(struct trace_event_raw_sched_wakeup_template *ctx)
-{
-	return on_wakeup_tp(ctx);
-}
-
-SEC("tracepoint/sched/sched_wakeup_new")
-int wakeup_new_tp(struct trace_event_raw_sched_wakeup_template *ctx)
-{
-	return on_wakeup_tp(ctx);
-}
 
 SEC("tracepoint/sched/sched_switch")
 int switch_tp(struct trace_event_raw_sched_switch *ctx)
@@ -154,13 +134,10 @@ int switch_tp(struct trace_event_raw_sched_switch *ctx)
 	if (prev_tid)
 		sched_tgid_remember(prev_tid, prev_tgid, dead);
 	sched_switched_out(sched_prev_runnable_reported(ctx->prev_state), dead, prev_tid, prev_tgid);
-	event = slow_wait(ctx->next_pid, prev_tid);
-	if (!event)
-		return 0;
-	/* Kernel memory, read with a helper: a context pointer moved to a field cannot be
-	 * dereferenced directly. */
-	bpf_probe_read_kernel_str(event->comm, sizeof(event->comm), ctx->next_comm);
-	bpf_probe_read_kernel_str(event->prev_comm, sizeof(event->prev_comm), ctx->prev_comm);
-	bpf_ringbuf_submit(event, 0);
+	event = dequeue_slow(ctx->next_pid, prev_tid);
+	/* The names are in the record: a context pointer moved to a field cannot be
+	 * dereferenced directly, so they are read with the helper too. */
+	if (event)
+		submit_named(event, ctx->next_comm, ctx->prev_comm);
 	return 0;
 }

@@ -2,8 +2,9 @@
 /*
  * sched.bpf.h: what the scheduler probes (runqlat, cpudist, runqslower, offcpu, nosched)
  * share: task state across kernel versions, the tgid filter applied to a task other than
- * the current one, the switch counter, and the tid -> tgid cache the classic tracepoint
- * variants need (their context carries thread ids only).
+ * the current one, the switch counter, the tid -> tgid cache the classic tracepoint
+ * variants need (their context carries thread ids only), and (with SCHED_RUNQUEUE) the
+ * run queue of runqlat's wakeup method and runqslower, wakeup programs included.
  */
 #ifndef COOLBPF_SCHED_BPF_H
 #define COOLBPF_SCHED_BPF_H
@@ -257,6 +258,76 @@ static __always_inline bool sched_dequeue_task(struct task_struct *task, __u64 *
 	entry->ts_ns = 0;
 	return true;
 }
+
+/* `prev` is switched out (tp_btf): back on the queue if it is still runnable. A dead
+ * task's storage goes with it: nothing to forget. */
+static __always_inline void sched_switched_out_task(bool preempt, struct task_struct *prev)
+{
+	if (preempt || sched_task_state_btf(prev) == SCHED_TASK_RUNNING)
+		sched_enqueue_task(prev, prev->tgid);
+}
+
+/* ---- the wakeup programs every run-queue probe has ------------------------------------
+ *
+ * A woken task joins the queue; the same in runqlat and runqslower, for each hook kind
+ * (the classic tracepoints learn the tgid from the cache). Their switch programs differ. */
+#ifdef SCHED_TGID_CACHE
+static __always_inline int sched_on_wakeup_btf(struct task_struct *task)
+{
+	sched_enqueue_task(task, task->tgid);
+	return 0;
+}
+
+SEC("tp_btf/sched_wakeup")
+int BPF_PROG(wakeup_btf, struct task_struct *task)
+{
+	return sched_on_wakeup_btf(task);
+}
+
+SEC("tp_btf/sched_wakeup_new")
+int BPF_PROG(wakeup_new_btf, struct task_struct *task)
+{
+	return sched_on_wakeup_btf(task);
+}
+
+static __always_inline int sched_on_wakeup_raw(struct task_struct *task)
+{
+	sched_enqueue(BPF_CORE_READ(task, pid), BPF_CORE_READ(task, tgid));
+	return 0;
+}
+
+SEC("raw_tp/sched_wakeup")
+int BPF_PROG(wakeup_raw, struct task_struct *task)
+{
+	return sched_on_wakeup_raw(task);
+}
+
+SEC("raw_tp/sched_wakeup_new")
+int BPF_PROG(wakeup_new_raw, struct task_struct *task)
+{
+	return sched_on_wakeup_raw(task);
+}
+
+static __always_inline int sched_on_wakeup_tp(struct trace_event_raw_sched_wakeup_template *ctx)
+{
+	__u32 tid = ctx->pid;
+
+	sched_enqueue(tid, sched_tgid_of(tid));
+	return 0;
+}
+
+SEC("tracepoint/sched/sched_wakeup")
+int wakeup_tp(struct trace_event_raw_sched_wakeup_template *ctx)
+{
+	return sched_on_wakeup_tp(ctx);
+}
+
+SEC("tracepoint/sched/sched_wakeup_new")
+int wakeup_new_tp(struct trace_event_raw_sched_wakeup_template *ctx)
+{
+	return sched_on_wakeup_tp(ctx);
+}
+#endif /* SCHED_TGID_CACHE */
 #endif
 
 #endif /* COOLBPF_SCHED_BPF_H */

@@ -12,6 +12,7 @@ use coolbpf_core::stream::Delivery;
 use coolbpf_core::testing::bpf_available;
 use coolbpf_core::{Record, Runtime};
 use coolbpf_probes::runqslower::{Runqslower, RunqslowerConfig, RunqslowerEvent};
+use coolbpf_probes::sched::HookKind;
 use coolbpf_probes::ProbeOptions;
 use sched_support::{reap, shared_cpu, spinners};
 
@@ -20,8 +21,13 @@ use sched_support::{reap, shared_cpu, spinners};
 static SERIAL: Mutex<()> = Mutex::new(());
 
 fn start(min_us: u64) -> Runqslower {
+    start_with(min_us, HookKind::Auto)
+}
+
+fn start_with(min_us: u64, hook: HookKind) -> Runqslower {
     let config = RunqslowerConfig {
         min_us,
+        hook,
         ..Default::default()
     };
     Runqslower::start(&config, Delivery::channel(1 << 16)).expect("start")
@@ -103,6 +109,57 @@ fn waits_behind_other_spinners_are_reported_and_absurd_thresholds_report_nothing
     assert!(none.is_empty(), "nothing waits an hour: {none:?}");
     assert_eq!(absurd.counters().expect("counters").measured, 0);
     assert!(absurd.counters().expect("counters").switches > 0);
+}
+
+#[test]
+fn every_hook_kind_reports_the_same_waits() {
+    if !bpf_available("every_hook_kind_reports_the_same_waits") {
+        return;
+    }
+    let _serial = SERIAL
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    const MIN_US: u64 = 1_000;
+    // tp_btf keeps its queue in task storage, the others in a hash map: same waits.
+    let kinds = [HookKind::TpBtf, HookKind::RawTp, HookKind::Tracepoint];
+    let mut probes: Vec<Runqslower> = kinds.iter().map(|&k| start_with(MIN_US, k)).collect();
+    let pids: Vec<u32> = {
+        let pids = spinners(3, shared_cpu(), Duration::from_secs(1));
+        for &pid in &pids {
+            reap(pid);
+        }
+        pids.into_iter().map(|pid| pid as u32).collect()
+    };
+    for probe in &mut probes {
+        probe.stop().expect("stop");
+    }
+    let waits: Vec<Vec<usize>> = probes
+        .iter()
+        .map(|probe| {
+            let events: Vec<RunqslowerEvent> =
+                probe.receiver().expect("channel").try_iter().collect();
+            pids.iter()
+                .map(|&pid| events.iter().filter(|e| e.pid == pid).count())
+                .collect()
+        })
+        .collect();
+    for ((probe, hook), counts) in probes.iter().zip(kinds).zip(&waits) {
+        eprintln!(
+            "{hook}: programs {:?}, waits per spinner {counts:?}",
+            probe.programs()
+        );
+        assert_eq!(probe.losses().expect("losses").total(), 0, "{hook}");
+        for (&count, &reference) in counts.iter().zip(&waits[0]) {
+            assert!(count >= 3, "{hook}: {counts:?}");
+            // A wait right at the threshold may fall either side of it: the hooks
+            // read the clock a few hundred nanoseconds apart.
+            assert!(
+                count.abs_diff(reference) <= 1 + reference / 10,
+                "{hook} {counts:?} vs tp_btf {:?}",
+                waits[0]
+            );
+        }
+    }
 }
 
 #[test]
