@@ -71,6 +71,7 @@ pub struct PyProfiler {
     freq: u64,
     pid: Option<u32>,
     off_cpu: bool,
+    debug_info: bool,
     running: Mutex<Option<Running>>,
     result: Mutex<Option<Py<PyProfile>>>,
 }
@@ -95,6 +96,9 @@ impl PyProfiler {
         if self.off_cpu {
             let mut options = ProbeOptions::new();
             options.pid = self.pid;
+            if !self.debug_info {
+                options = options.with("debug_info", "false");
+            }
             let mut session = ProbeSession::open("offcpu", &options, TICK)?;
             session.start()?;
             Ok(Mode::OffCpu {
@@ -105,6 +109,7 @@ impl PyProfiler {
             let config = ProfileConfig {
                 frequency: self.freq,
                 pid: self.pid,
+                debug_info: self.debug_info,
                 interval: None,
                 ..ProfileConfig::default()
             };
@@ -190,8 +195,8 @@ impl PyProfiler {
     /// A profiler sampling at `freq` Hz (per CPU, or per thread with `pid`), or measuring
     /// off-CPU time by stack with `off_cpu=True`.
     #[new]
-    #[pyo3(signature = (freq=99, pid=None, off_cpu=false))]
-    fn new(freq: u64, pid: Option<u32>, off_cpu: bool) -> PyResult<Self> {
+    #[pyo3(signature = (freq=99, pid=None, off_cpu=false, debug_info=true))]
+    fn new(freq: u64, pid: Option<u32>, off_cpu: bool, debug_info: bool) -> PyResult<Self> {
         if off_cpu && freq != 99 {
             return Err(errors::invalid(
                 "freq sets the on-CPU sampling rate; off_cpu measures every switch",
@@ -209,6 +214,7 @@ impl PyProfiler {
             freq,
             pid,
             off_cpu,
+            debug_info,
             running: Mutex::new(None),
             result: Mutex::new(None),
         })

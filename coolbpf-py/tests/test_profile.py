@@ -21,10 +21,11 @@ def nm_address(binary, symbol):
 
 
 @pytest.mark.usefixtures("bpf")
-def test_profiler_finds_the_hot_function(burn, tmp_path):
+@pytest.mark.parametrize("debug_info", [True, False])
+def test_profiler_finds_the_hot_function(burn, tmp_path, debug_info):
     child = subprocess.Popen([str(burn), "4"])
     try:
-        profiler = coolbpf.Profiler(freq=99, pid=child.pid)
+        profiler = coolbpf.Profiler(freq=99, pid=child.pid, debug_info=debug_info)
         profile = profiler.run(2.0)
     finally:
         child.wait(timeout=10)

@@ -29,6 +29,7 @@ pub use stacks::{stack_samples, OffCpuStack};
 pub use totals::StackTotals;
 
 use crate::options::{OptionSpec, ProbeOptions};
+use crate::profile::{symbolizer, DEBUG_INFO};
 use crate::sched::{monotonic_ns, HookKind, Roles, SchedCounters, HOOK};
 
 static OBJECT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/offcpu.bpf.o"));
@@ -58,7 +59,7 @@ const STACKS: OptionSpec = OptionSpec {
 };
 
 /// Options `offcpu` accepts besides `--pid`.
-pub const OPTIONS: &[OptionSpec] = &[MIN_US, MAX_US, STACKS, HOOK];
+pub const OPTIONS: &[OptionSpec] = &[MIN_US, MAX_US, STACKS, DEBUG_INFO, HOOK];
 
 /// How to run `offcpu`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,6 +72,9 @@ pub struct OffCpuConfig {
     pub max_us: Option<u64>,
     /// Capacity of the stack trace map (distinct stacks).
     pub stack_entries: u32,
+    /// The plugin symbolizes with DWARF (inlined frames, source lines); off, from symbol
+    /// tables only (see [`ProfileConfig::debug_info`](crate::profile::ProfileConfig)).
+    pub debug_info: bool,
     /// Which kind of hook to attach with.
     pub hook: HookKind,
 }
@@ -82,6 +86,7 @@ impl Default for OffCpuConfig {
             min_us: 1,
             max_us: None,
             stack_entries: 16384,
+            debug_info: true,
             hook: HookKind::Auto,
         }
     }
@@ -97,6 +102,7 @@ impl OffCpuConfig {
             min_us: options.get(&MIN_US)?,
             max_us: (max_us != 0).then_some(max_us),
             stack_entries: options.get(&STACKS)?,
+            debug_info: options.get(&DEBUG_INFO)?,
             hook: options.get(&HOOK)?,
         };
         config.validate()?;
@@ -208,7 +214,7 @@ type EntryKey = (u32, u32, Vec<u64>, Vec<u64>);
 /// `offcpu` as a runtime plugin: every interval, one symbolized stack sample per stack
 /// whose off-CPU time grew, weighing the microseconds it grew by; plus
 /// `sched_switch_total` and the loss counters.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct OffCpuPlugin {
     config: OffCpuConfig,
     running: Option<OffCpu>,
@@ -220,8 +226,10 @@ impl OffCpuPlugin {
     /// A plugin that will run with `config`.
     pub fn new(config: OffCpuConfig) -> Self {
         Self {
+            symbolizer: symbolizer(config.debug_info),
             config,
-            ..Self::default()
+            running: None,
+            reported_ns: HashMap::new(),
         }
     }
 

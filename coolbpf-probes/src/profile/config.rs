@@ -48,7 +48,8 @@ const USER: OptionSpec = OptionSpec {
     help: "capture user stacks (true or false; they need frame pointers)",
     default: "true",
 };
-const DEBUG_INFO: OptionSpec = OptionSpec {
+/// Shared with `offcpu`, whose stacks are symbolized the same way.
+pub(crate) const DEBUG_INFO: OptionSpec = OptionSpec {
     name: "debug_info",
     help: "read DWARF for inlined frames and source lines (true or false; false names \
            frames from symbol tables only, far cheaper on large binaries)",

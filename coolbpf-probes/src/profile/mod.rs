@@ -83,12 +83,14 @@ mod session;
 mod sink;
 
 pub use cgroup::cgroup_id;
+pub(crate) use config::DEBUG_INFO;
 pub use config::{ProfileConfig, DEFAULT_INTERVAL, OPTIONS};
 pub use plugin::ProfilePlugin;
 pub use profiler::Profiler;
 pub use records::{profile_from_records, stack_from_record, stack_record};
 pub use resolve::StackResolver;
 pub use sample::MAX_DEPTH;
+pub(crate) use session::symbolizer;
 pub use session::{ProfileSession, SessionResult, SYMBOLIZER_CACHE_BYTES};
 pub use sink::{ProfileFileSink, ProfileFormat};
 

@@ -46,7 +46,7 @@ impl Plugin for ProfilePlugin {
     fn start(&mut self, _ctx: &PluginContext) -> Result<()> {
         self.running = Some(Running {
             profiler: Profiler::start(&self.config)?,
-            resolver: StackResolver::new(symbolizer(&self.config)),
+            resolver: StackResolver::new(symbolizer(self.config.debug_info)),
         });
         Ok(())
     }

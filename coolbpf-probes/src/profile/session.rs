@@ -20,11 +20,12 @@ use super::{ProfileConfig, Profiler};
 /// for the hot binaries of a machine, small next to what it profiles.
 pub const SYMBOLIZER_CACHE_BYTES: usize = 32 << 20;
 
-/// The symbolizer the profiler's session and plugin use for `config`.
-pub(crate) fn symbolizer(config: &ProfileConfig) -> Symbolizer {
+/// The symbolizer of the profilers (on- and off-CPU): a bounded cache, and DWARF only
+/// when `debug_info` is asked for.
+pub(crate) fn symbolizer(debug_info: bool) -> Symbolizer {
     Symbolizer::builder()
         .cache_bytes(SYMBOLIZER_CACHE_BYTES)
-        .dwarf(config.debug_info)
+        .dwarf(debug_info)
         .build()
 }
 
@@ -56,7 +57,7 @@ impl ProfileSession {
     pub fn start(config: &ProfileConfig) -> Result<Self> {
         Ok(Self {
             profiler: Profiler::start(config)?,
-            resolver: StackResolver::new(symbolizer(config)),
+            resolver: StackResolver::new(symbolizer(config.debug_info)),
             samples: Profile::new(),
         })
     }

@@ -200,13 +200,21 @@ class Profiler:
     of ``pid``), or with ``off_cpu=True`` the time tasks spend off the CPU (blocked,
     sleeping, waiting to run) by stack, in microseconds.
 
-    User addresses are symbolized every second while the processes still run.
+    User addresses are symbolized every second while the processes still run, with
+    DWARF (inlined frames, source lines) where binaries carry it; ``debug_info=False``
+    names frames from symbol tables only, much cheaper on large binaries.
     :meth:`profile` returns a :class:`Profile` with ``folded()``, ``top(n)``,
     ``stacks()``, ``write_pprof(path)`` and ``write_svg(path)``.
     """
 
-    def __init__(self, freq: int = 99, pid: Optional[int] = None, off_cpu: bool = False) -> None:
-        self._profiler = _native.Profiler(freq, pid, off_cpu)
+    def __init__(
+        self,
+        freq: int = 99,
+        pid: Optional[int] = None,
+        off_cpu: bool = False,
+        debug_info: bool = True,
+    ) -> None:
+        self._profiler = _native.Profiler(freq, pid, off_cpu, debug_info)
 
     @property
     def running(self) -> bool:

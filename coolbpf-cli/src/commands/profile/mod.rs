@@ -70,16 +70,11 @@ pub fn run(args: &ProfileArgs) -> Result<()> {
             "--freq sets the on-CPU sampling rate; --off-cpu measures every switch".into(),
         ));
     }
-    if args.off_cpu && args.symbols_only {
-        return Err(Error::InvalidArgument(
-            "--symbols-only applies to on-CPU profiles; --off-cpu always reads debug info".into(),
-        ));
-    }
     if let Some(pid) = args.pid {
         Environment::require_process(pid)?;
     }
     if args.off_cpu {
-        return offcpu::run(args.pid, duration, args.format, args.output.as_deref());
+        return offcpu::run(args, duration);
     }
     let config = ProfileConfig {
         frequency: args.freq.unwrap_or(99),

@@ -4,7 +4,6 @@
 //! Only the plugin interface is used (any probe that emits `Record::Stack` per interval
 //! would do), so the command does not depend on the probe's own API.
 
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use coolbpf_core::sink::MemorySink;
@@ -16,26 +15,26 @@ use coolbpf_probes::profile::profile_from_records;
 use coolbpf_probes::{find, ProbeOptions};
 use coolbpf_symbolize::profile::{FlameGraphOptions, PprofOptions, ValueType};
 
-use super::output::{Output, OutputFormat, Rendered};
+use super::output::{Output, Rendered};
 use super::progress::{self, Progress};
+use super::ProfileArgs;
 use crate::signal;
 
 /// The off-CPU probe's registry name.
 const PROBE: &str = "offcpu";
 
-/// Runs `offcpu` and writes its stacks, weighted in microseconds off the CPU.
-pub fn run(
-    pid: Option<u32>,
-    duration: Option<Duration>,
-    format: OutputFormat,
-    path: Option<&Path>,
-) -> Result<()> {
+/// Runs `offcpu` for `args` and writes its stacks, weighted in microseconds off the CPU.
+pub fn run(args: &ProfileArgs, duration: Option<Duration>) -> Result<()> {
+    let (pid, format, path) = (args.pid, args.format, args.output.as_deref());
     let probe = find(PROBE).map_err(|_| Error::Unsupported {
         feature: "off-CPU profiling (--off-cpu)".into(),
         reason: "not available yet: this build of coolbpf has no offcpu probe".into(),
     })?;
     let mut options = ProbeOptions::new();
     options.pid = pid;
+    if args.symbols_only {
+        options = options.with("debug_info", "false");
+    }
     let plugin = probe.create(&options)?;
     let output = Output::open(path, format)?;
     Environment::prepare()?;
