@@ -33,6 +33,7 @@
 //! ```
 
 pub mod cpudist;
+pub mod event_probe;
 pub mod execsnoop;
 pub mod hardirqs;
 pub mod nosched;

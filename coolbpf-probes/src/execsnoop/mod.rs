@@ -6,12 +6,12 @@
 
 mod event;
 
-use coolbpf_core::stream::{Delivery, EventStream, Losses};
-use coolbpf_core::{BpfObject, ObjectBuilder, Plugin, PluginContext, Record, Result};
-use crossbeam_channel::Receiver;
+use coolbpf_core::stream::Delivery;
+use coolbpf_core::{ObjectBuilder, Record, Result};
 
 pub use event::ExecEvent;
 
+use crate::event_probe::{EventPlugin, EventProbe, EventSource};
 use crate::options::{OptionSpec, ProbeOptions};
 
 static OBJECT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/execsnoop.bpf.o"));
@@ -67,87 +67,61 @@ impl ExecsnoopConfig {
     }
 }
 
-/// A running `execsnoop`.
-pub struct Execsnoop {
-    // Field order is drop order: the consumer stops (draining) before the object unloads.
-    stream: EventStream<ExecEvent>,
-    object: BpfObject,
-}
+/// A running `execsnoop`: an [`EventProbe`] (its readers are reached through `Deref`).
+pub struct Execsnoop(EventProbe<ExecEvent>);
 
 impl Execsnoop {
     /// Loads and attaches the probe; events arrive by `delivery`.
     pub fn start(config: &ExecsnoopConfig, delivery: Delivery<ExecEvent>) -> Result<Self> {
-        let mut object = ObjectBuilder::from_bytes(OBJECT)
+        let object = ObjectBuilder::from_bytes(OBJECT)
             .global("coolbpf_filter_tgid", &config.pid.unwrap_or(0))
             .max_entries("events", config.buffer_kb * 1024)
             .alternatives(&PROGRAMS)
             .load()?;
-        let stream = EventStream::ring_buffer(&object, "events", ExecEvent::decode, delivery)?;
-        object.attach_chosen(&PROGRAMS)?;
-        Ok(Self { stream, object })
+        EventProbe::start(object, ExecEvent::decode, delivery, |object| {
+            Ok(vec![object.attach_chosen(&PROGRAMS)?])
+        })
+        .map(Self)
+    }
+}
+
+impl std::ops::Deref for Execsnoop {
+    type Target = EventProbe<ExecEvent>;
+
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Execsnoop {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.0
+    }
+}
+
+impl EventSource for Execsnoop {
+    const NAME: &'static str = NAME;
+    type Config = ExecsnoopConfig;
+    type Event = ExecEvent;
+
+    fn start(config: &ExecsnoopConfig, delivery: Delivery<ExecEvent>) -> Result<Self> {
+        Self::start(config, delivery)
     }
 
-    /// The events channel (with channel delivery).
-    pub fn receiver(&self) -> Option<&Receiver<ExecEvent>> {
-        self.stream.receiver()
+    fn recorder() -> Box<dyn FnMut(ExecEvent) -> Record + Send> {
+        Box::new(|event| Record::Event(event.to_event()))
     }
 
-    /// Delivered and lost counts.
-    pub fn losses(&self) -> Result<Losses> {
-        self.stream.losses()
+    fn collect(&self, out: &mut Vec<Record>) -> Result<()> {
+        out.extend(self.losses()?.to_records(NAME));
+        Ok(())
     }
 
-    /// Detaches, then drains the ring buffer: events already produced are still delivered.
-    pub fn stop(&mut self) -> Result<()> {
-        self.object.detach_all();
-        self.stream.stop()
+    fn stop(&mut self) -> Result<()> {
+        self.0.stop()
     }
 }
 
 /// `execsnoop` as a runtime plugin: events are emitted as they arrive; every interval
 /// adds the loss counters.
-#[derive(Default)]
-pub struct ExecsnoopPlugin {
-    config: ExecsnoopConfig,
-    running: Option<Execsnoop>,
-}
-
-impl ExecsnoopPlugin {
-    /// A plugin that will run with `config`.
-    pub fn new(config: ExecsnoopConfig) -> Self {
-        Self {
-            config,
-            running: None,
-        }
-    }
-}
-
-impl Plugin for ExecsnoopPlugin {
-    fn name(&self) -> &str {
-        NAME
-    }
-
-    fn start(&mut self, ctx: &PluginContext) -> Result<()> {
-        let emitter = ctx.emitter();
-        let delivery = Delivery::callback(move |event: ExecEvent| {
-            // A full runtime channel is counted by the emitter itself.
-            emitter.emit(Record::Event(event.to_event()));
-        });
-        self.running = Some(Execsnoop::start(&self.config, delivery)?);
-        Ok(())
-    }
-
-    fn collect(&mut self, out: &mut Vec<Record>) -> Result<()> {
-        if let Some(running) = &self.running {
-            out.extend(running.losses()?.to_records(NAME));
-        }
-        Ok(())
-    }
-
-    fn stop(&mut self) -> Result<()> {
-        match self.running.take() {
-            Some(mut running) => running.stop(),
-            None => Ok(()),
-        }
-    }
-}
+pub type ExecsnoopPlugin = EventPlugin<Execsnoop>;

@@ -10,18 +10,16 @@
 
 mod event;
 
-use std::sync::Arc;
-
-use coolbpf_core::stream::{Delivery, EventStream, Losses};
+use coolbpf_core::stream::Delivery;
 use coolbpf_core::{
-    AttachTarget, BpfObject, Error, MapView, ObjectBuilder, PerfEventConfig, PerfEventKind,
-    PerfEventScope, Plugin, PluginContext, Record, Result, Sampling,
+    AttachTarget, Error, MapView, ObjectBuilder, PerfEventConfig, PerfEventKind, PerfEventScope,
+    Record, Result, Sampling,
 };
 use coolbpf_symbolize::Symbolizer;
-use crossbeam_channel::Receiver;
 
 pub use event::NoschedEvent;
 
+use crate::event_probe::{EventPlugin, EventProbe, EventSource};
 use crate::options::{OptionSpec, ProbeOptions};
 use crate::sched::{HookKind, Roles, SchedCounters, HOOK};
 
@@ -102,13 +100,11 @@ impl NoschedConfig {
     }
 }
 
-/// A running `nosched`.
+/// A running `nosched`: an [`EventProbe`] (its readers are reached through `Deref`) and
+/// the probe's counters.
 pub struct Nosched {
-    // Field order is drop order: the consumer stops (draining) before the object unloads.
-    stream: EventStream<NoschedEvent>,
+    probe: EventProbe<NoschedEvent>,
     counters: MapView,
-    object: BpfObject,
-    programs: Vec<String>,
 }
 
 impl Nosched {
@@ -119,102 +115,77 @@ impl Nosched {
         let builder = ObjectBuilder::from_bytes(OBJECT)
             .global("coolbpf_filter_tgid", &config.pid.unwrap_or(0))
             .global("threshold_ns", &config.threshold_us.saturating_mul(1000));
-        let mut object = roles.configure(builder).load()?;
-        let stream = EventStream::ring_buffer(&object, "events", NoschedEvent::decode, delivery)?;
-        // Stint boundaries first, so that the first samples already have them.
-        let mut programs = roles.attach(&mut object)?;
+        let object = roles.configure(builder).load()?;
         let sampling = AttachTarget::PerfEvent(PerfEventConfig {
             kind: PerfEventKind::CpuClock,
             sampling: Sampling::Period(1_000_000_000 / config.freq),
             scope: PerfEventScope::AllCpus,
         });
-        object.attach("sample", &sampling)?;
-        programs.push("sample".to_owned());
+        let probe = EventProbe::start(object, NoschedEvent::decode, delivery, |object| {
+            // Stint boundaries first, so that the first samples already have them.
+            let mut programs = roles.attach(object)?;
+            object.attach("sample", &sampling)?;
+            programs.push("sample".to_owned());
+            Ok(programs)
+        })?;
         Ok(Self {
-            stream,
-            counters: object.map("sched_counters")?,
-            object,
-            programs,
+            counters: probe.map("sched_counters")?,
+            probe,
         })
-    }
-
-    /// The programs attached.
-    pub fn programs(&self) -> &[String] {
-        &self.programs
-    }
-
-    /// The findings channel (with channel delivery).
-    pub fn receiver(&self) -> Option<&Receiver<NoschedEvent>> {
-        self.stream.receiver()
     }
 
     /// Switches seen.
     pub fn counters(&self) -> Result<SchedCounters> {
         SchedCounters::read(&self.counters)
     }
+}
 
-    /// Delivered and lost counts.
-    pub fn losses(&self) -> Result<Losses> {
-        self.stream.losses()
+impl std::ops::Deref for Nosched {
+    type Target = EventProbe<NoschedEvent>;
+
+    fn deref(&self) -> &Self::Target {
+        &self.probe
+    }
+}
+
+impl std::ops::DerefMut for Nosched {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.probe
+    }
+}
+
+impl EventSource for Nosched {
+    const NAME: &'static str = NAME;
+    type Config = NoschedConfig;
+    type Event = NoschedEvent;
+
+    fn start(config: &NoschedConfig, delivery: Delivery<NoschedEvent>) -> Result<Self> {
+        Self::start(config, delivery)
     }
 
-    /// Detaches, then drains the ring buffer: findings already made are still delivered.
-    pub fn stop(&mut self) -> Result<()> {
-        self.object.detach_all();
-        self.stream.stop()
+    /// Each finding with its kernel stack symbolized (`stack`, root first).
+    fn recorder() -> Box<dyn FnMut(NoschedEvent) -> Record + Send> {
+        let symbolizer = Symbolizer::new();
+        Box::new(move |event| {
+            let stack = event.stack_names(&symbolizer);
+            Record::Event(event.to_event(stack))
+        })
+    }
+
+    fn collect(&self, out: &mut Vec<Record>) -> Result<()> {
+        out.extend(self.losses()?.to_records(NAME));
+        Ok(())
+    }
+
+    fn stop(&mut self) -> Result<()> {
+        self.probe.stop()
     }
 }
 
 /// `nosched` as a runtime plugin: each finding is emitted as it arrives, as an event with
 /// the kernel stack symbolized (`stack`, root first); every interval adds the loss
 /// counters.
-#[derive(Default)]
-pub struct NoschedPlugin {
-    config: NoschedConfig,
-    running: Option<Nosched>,
-}
-
-impl NoschedPlugin {
-    /// A plugin that will run with `config`.
-    pub fn new(config: NoschedConfig) -> Self {
-        Self {
-            config,
-            running: None,
-        }
-    }
-}
-
-impl Plugin for NoschedPlugin {
-    fn name(&self) -> &str {
-        NAME
-    }
-
-    fn start(&mut self, ctx: &PluginContext) -> Result<()> {
-        let emitter = ctx.emitter();
-        let symbolizer = Arc::new(Symbolizer::new());
-        let delivery = Delivery::callback(move |event: NoschedEvent| {
-            let stack = event.stack_names(&symbolizer);
-            // A full runtime channel is counted by the emitter itself.
-            emitter.emit(Record::Event(event.to_event(stack)));
-        });
-        self.running = Some(Nosched::start(&self.config, delivery)?);
-        Ok(())
-    }
-
-    fn collect(&mut self, out: &mut Vec<Record>) -> Result<()> {
-        if let Some(running) = &self.running {
-            out.extend(running.losses()?.to_records(NAME));
-        }
-        Ok(())
-    }
-
-    fn stop(&mut self) -> Result<()> {
-        match self.running.take() {
-            Some(mut running) => running.stop(),
-            None => Ok(()),
-        }
-    }
-}
+pub type NoschedPlugin = EventPlugin<Nosched>;
 
 #[cfg(test)]
 mod tests {

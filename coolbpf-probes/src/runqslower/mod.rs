@@ -7,14 +7,12 @@
 
 mod event;
 
-use coolbpf_core::stream::{Delivery, EventStream, Losses};
-use coolbpf_core::{
-    BpfObject, Error, MapView, ObjectBuilder, Plugin, PluginContext, Record, Result,
-};
-use crossbeam_channel::Receiver;
+use coolbpf_core::stream::Delivery;
+use coolbpf_core::{Error, MapView, ObjectBuilder, Record, Result};
 
 pub use event::RunqslowerEvent;
 
+use crate::event_probe::{EventPlugin, EventProbe, EventSource};
 use crate::options::{OptionSpec, ProbeOptions};
 use crate::sched::{HookKind, Roles, SchedCounters, HOOK};
 
@@ -90,13 +88,11 @@ impl RunqslowerConfig {
     }
 }
 
-/// A running `runqslower`.
+/// A running `runqslower`: an [`EventProbe`] (its readers are reached through `Deref`)
+/// and the probe's counters.
 pub struct Runqslower {
-    // Field order is drop order: the consumer stops (draining) before the object unloads.
-    stream: EventStream<RunqslowerEvent>,
+    probe: EventProbe<RunqslowerEvent>,
     counters: MapView,
-    object: BpfObject,
-    programs: Vec<String>,
 }
 
 impl Runqslower {
@@ -108,93 +104,63 @@ impl Runqslower {
             .global("coolbpf_filter_tgid", &config.pid.unwrap_or(0))
             .global("min_delay_us", &config.min_us)
             .max_entries("events", config.buffer_kb * 1024);
-        let mut object = roles.configure(builder).load()?;
-        let stream =
-            EventStream::ring_buffer(&object, "events", RunqslowerEvent::decode, delivery)?;
-        let programs = roles.attach(&mut object)?;
+        let object = roles.configure(builder).load()?;
+        let probe = EventProbe::start(object, RunqslowerEvent::decode, delivery, |object| {
+            roles.attach(object)
+        })?;
         Ok(Self {
-            stream,
-            counters: object.map("sched_counters")?,
-            object,
-            programs,
+            counters: probe.map("sched_counters")?,
+            probe,
         })
-    }
-
-    /// The programs attached, one per hook.
-    pub fn programs(&self) -> &[String] {
-        &self.programs
-    }
-
-    /// The events channel (with channel delivery).
-    pub fn receiver(&self) -> Option<&Receiver<RunqslowerEvent>> {
-        self.stream.receiver()
     }
 
     /// Switches seen and events produced.
     pub fn counters(&self) -> Result<SchedCounters> {
         SchedCounters::read(&self.counters)
     }
+}
 
-    /// Delivered and lost counts.
-    pub fn losses(&self) -> Result<Losses> {
-        self.stream.losses()
+impl std::ops::Deref for Runqslower {
+    type Target = EventProbe<RunqslowerEvent>;
+
+    fn deref(&self) -> &Self::Target {
+        &self.probe
+    }
+}
+
+impl std::ops::DerefMut for Runqslower {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.probe
+    }
+}
+
+impl EventSource for Runqslower {
+    const NAME: &'static str = NAME;
+    type Config = RunqslowerConfig;
+    type Event = RunqslowerEvent;
+
+    fn start(config: &RunqslowerConfig, delivery: Delivery<RunqslowerEvent>) -> Result<Self> {
+        Self::start(config, delivery)
     }
 
-    /// Detaches, then drains the ring buffer: events already produced are still delivered.
-    pub fn stop(&mut self) -> Result<()> {
-        self.object.detach_all();
-        self.stream.stop()
+    fn recorder() -> Box<dyn FnMut(RunqslowerEvent) -> Record + Send> {
+        Box::new(|event| Record::Event(event.to_event()))
+    }
+
+    fn collect(&self, out: &mut Vec<Record>) -> Result<()> {
+        out.push(self.counters()?.to_metric(NAME).into());
+        out.extend(self.losses()?.to_records(NAME));
+        Ok(())
+    }
+
+    fn stop(&mut self) -> Result<()> {
+        self.probe.stop()
     }
 }
 
 /// `runqslower` as a runtime plugin: events are emitted as they arrive; every interval
 /// adds `sched_switch_total` and the loss counters.
-#[derive(Default)]
-pub struct RunqslowerPlugin {
-    config: RunqslowerConfig,
-    running: Option<Runqslower>,
-}
-
-impl RunqslowerPlugin {
-    /// A plugin that will run with `config`.
-    pub fn new(config: RunqslowerConfig) -> Self {
-        Self {
-            config,
-            running: None,
-        }
-    }
-}
-
-impl Plugin for RunqslowerPlugin {
-    fn name(&self) -> &str {
-        NAME
-    }
-
-    fn start(&mut self, ctx: &PluginContext) -> Result<()> {
-        let emitter = ctx.emitter();
-        let delivery = Delivery::callback(move |event: RunqslowerEvent| {
-            // A full runtime channel is counted by the emitter itself.
-            emitter.emit(Record::Event(event.to_event()));
-        });
-        self.running = Some(Runqslower::start(&self.config, delivery)?);
-        Ok(())
-    }
-
-    fn collect(&mut self, out: &mut Vec<Record>) -> Result<()> {
-        if let Some(running) = &self.running {
-            out.push(running.counters()?.to_metric(NAME).into());
-            out.extend(running.losses()?.to_records(NAME));
-        }
-        Ok(())
-    }
-
-    fn stop(&mut self) -> Result<()> {
-        match self.running.take() {
-            Some(mut running) => running.stop(),
-            None => Ok(()),
-        }
-    }
-}
+pub type RunqslowerPlugin = EventPlugin<Runqslower>;
 
 #[cfg(test)]
 mod tests {
