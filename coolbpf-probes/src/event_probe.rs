@@ -1,10 +1,10 @@
 //! What the ring-buffer event probes ([`execsnoop`](crate::execsnoop),
 //! [`runqslower`](crate::runqslower), [`nosched`](crate::nosched)) share: a loaded
 //! object whose `events` ring buffer streams decoded events ([`EventProbe`]), and the
-//! runtime plugin that runs one ([`EventPlugin`]).
+//! delivery that feeds their plugins.
 
 use coolbpf_core::stream::{Delivery, EventStream, Losses};
-use coolbpf_core::{BpfObject, MapView, Plugin, PluginContext, Record, Result};
+use coolbpf_core::{BpfObject, MapView, PluginContext, Record, Result};
 use crossbeam_channel::Receiver;
 
 /// The ring buffer map every event probe sends its events through.
@@ -65,79 +65,15 @@ impl<E: Send + 'static> EventProbe<E> {
     }
 }
 
-/// An event probe [`EventPlugin`] can run: how it starts, how its events become records,
-/// and what it adds every interval.
-pub trait EventSource: Sized + Send + 'static {
-    /// The probe's name in the registry and in its records.
-    const NAME: &'static str;
-    /// How it is configured.
-    type Config: Default + Send;
-    /// What it streams.
-    type Event: Send + 'static;
-
-    /// Loads and attaches it; events arrive by `delivery`.
-    fn start(config: &Self::Config, delivery: Delivery<Self::Event>) -> Result<Self>;
-
-    /// What turns each event into a record, on the stream's thread.
-    fn recorder() -> Box<dyn FnMut(Self::Event) -> Record + Send>;
-
-    /// The records of one collect: counters and losses.
-    fn collect(&self, out: &mut Vec<Record>) -> Result<()>;
-
-    /// Detaches and drains.
-    fn stop(&mut self) -> Result<()>;
-}
-
-/// An [`EventSource`] as a runtime plugin: each event is emitted as it arrives, and
-/// every interval adds what the source collects.
-pub struct EventPlugin<S: EventSource> {
-    config: S::Config,
-    running: Option<S>,
-}
-
-impl<S: EventSource> EventPlugin<S> {
-    /// A plugin that will run with `config`.
-    pub fn new(config: S::Config) -> Self {
-        Self {
-            config,
-            running: None,
-        }
-    }
-}
-
-impl<S: EventSource> Default for EventPlugin<S> {
-    fn default() -> Self {
-        Self::new(S::Config::default())
-    }
-}
-
-impl<S: EventSource> Plugin for EventPlugin<S> {
-    fn name(&self) -> &str {
-        S::NAME
-    }
-
-    fn start(&mut self, ctx: &PluginContext) -> Result<()> {
-        let emitter = ctx.emitter();
-        let mut record = S::recorder();
-        let delivery = Delivery::callback(move |event| {
-            // A full runtime channel is counted by the emitter itself.
-            emitter.emit(record(event));
-        });
-        self.running = Some(S::start(&self.config, delivery)?);
-        Ok(())
-    }
-
-    fn collect(&mut self, out: &mut Vec<Record>) -> Result<()> {
-        match &self.running {
-            Some(running) => running.collect(out),
-            None => Ok(()),
-        }
-    }
-
-    fn stop(&mut self) -> Result<()> {
-        match self.running.take() {
-            Some(mut running) => running.stop(),
-            None => Ok(()),
-        }
-    }
+/// A delivery that turns each event into a record with `record` (on the stream's thread)
+/// and emits it through `ctx`'s emitter: how an event probe feeds its plugin.
+pub(crate) fn emitting<E: Send + 'static>(
+    ctx: &PluginContext,
+    mut record: impl FnMut(E) -> Record + Send + 'static,
+) -> Delivery<E> {
+    let emitter = ctx.emitter();
+    Delivery::callback(move |event| {
+        // A full runtime channel is counted by the emitter itself.
+        emitter.emit(record(event));
+    })
 }

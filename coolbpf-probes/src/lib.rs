@@ -39,6 +39,7 @@ pub mod hardirqs;
 pub mod nosched;
 pub mod offcpu;
 pub mod options;
+pub mod probe_plugin;
 pub mod profile;
 pub mod registry;
 pub mod runqlat;

@@ -6,9 +6,10 @@
 //! out. The histograms are cumulative since start; `sched_switch_total` counts every
 //! switch seen.
 
-use coolbpf_core::{Error, ObjectBuilder, Plugin, PluginContext, Record, Result};
+use coolbpf_core::{Error, ObjectBuilder, PluginContext, Record, Result};
 
 use crate::options::{OptionSpec, ProbeOptions};
+use crate::probe_plugin::{ProbePlugin, ProbeSource};
 use crate::sched::{HookKind, Per, Roles, SchedHistogram, HOOK};
 
 static OBJECT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/cpudist.bpf.o"));
@@ -97,46 +98,23 @@ impl std::ops::DerefMut for Cpudist {
     }
 }
 
+impl ProbeSource for Cpudist {
+    const NAME: &'static str = NAME;
+    type Config = CpudistConfig;
+
+    fn start(config: &CpudistConfig, _ctx: &PluginContext) -> Result<Self> {
+        Self::start(config)
+    }
+
+    fn collect(&self, out: &mut Vec<Record>) -> Result<()> {
+        out.extend(self.records(NAME, METRIC)?);
+        Ok(())
+    }
+}
+
 /// `cpudist` as a runtime plugin: every interval, one `on_cpu_time` histogram per key,
 /// the `sched_switch_total` counter and the loss counters.
-#[derive(Debug, Default)]
-pub struct CpudistPlugin {
-    config: CpudistConfig,
-    running: Option<Cpudist>,
-}
-
-impl CpudistPlugin {
-    /// A plugin that will run with `config`.
-    pub fn new(config: CpudistConfig) -> Self {
-        Self {
-            config,
-            running: None,
-        }
-    }
-}
-
-impl Plugin for CpudistPlugin {
-    fn name(&self) -> &str {
-        NAME
-    }
-
-    fn start(&mut self, _ctx: &PluginContext) -> Result<()> {
-        self.running = Some(Cpudist::start(&self.config)?);
-        Ok(())
-    }
-
-    fn collect(&mut self, out: &mut Vec<Record>) -> Result<()> {
-        if let Some(running) = &self.running {
-            out.extend(running.records(NAME, METRIC)?);
-        }
-        Ok(())
-    }
-
-    fn stop(&mut self) -> Result<()> {
-        self.running = None;
-        Ok(())
-    }
-}
+pub type CpudistPlugin = ProbePlugin<Cpudist>;
 
 #[cfg(test)]
 mod tests {

@@ -7,12 +7,13 @@
 mod event;
 
 use coolbpf_core::stream::Delivery;
-use coolbpf_core::{ObjectBuilder, Record, Result};
+use coolbpf_core::{ObjectBuilder, PluginContext, Record, Result};
 
 pub use event::ExecEvent;
 
-use crate::event_probe::{EventPlugin, EventProbe, EventSource};
+use crate::event_probe::{emitting, EventProbe};
 use crate::options::{OptionSpec, ProbeOptions};
+use crate::probe_plugin::{ProbePlugin, ProbeSource};
 
 static OBJECT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/execsnoop.bpf.o"));
 
@@ -99,17 +100,13 @@ impl std::ops::DerefMut for Execsnoop {
     }
 }
 
-impl EventSource for Execsnoop {
+impl ProbeSource for Execsnoop {
     const NAME: &'static str = NAME;
     type Config = ExecsnoopConfig;
-    type Event = ExecEvent;
 
-    fn start(config: &ExecsnoopConfig, delivery: Delivery<ExecEvent>) -> Result<Self> {
+    fn start(config: &ExecsnoopConfig, ctx: &PluginContext) -> Result<Self> {
+        let delivery = emitting(ctx, |event: ExecEvent| Record::Event(event.to_event()));
         Self::start(config, delivery)
-    }
-
-    fn recorder() -> Box<dyn FnMut(ExecEvent) -> Record + Send> {
-        Box::new(|event| Record::Event(event.to_event()))
     }
 
     fn collect(&self, out: &mut Vec<Record>) -> Result<()> {
@@ -124,4 +121,4 @@ impl EventSource for Execsnoop {
 
 /// `execsnoop` as a runtime plugin: events are emitted as they arrive; every interval
 /// adds the loss counters.
-pub type ExecsnoopPlugin = EventPlugin<Execsnoop>;
+pub type ExecsnoopPlugin = ProbePlugin<Execsnoop>;

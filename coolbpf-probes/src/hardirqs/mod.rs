@@ -9,11 +9,12 @@
 use coolbpf_core::decode::c_string;
 use coolbpf_core::stream::KernelLosses;
 use coolbpf_core::{
-    labels, BpfObject, Error, Histogram, Layout, MapView, Metric, ObjectBuilder, Plugin,
-    PluginContext, Record, Result,
+    labels, BpfObject, Error, Histogram, Layout, MapView, Metric, ObjectBuilder, PluginContext,
+    Record, Result,
 };
 
 use crate::options::{OptionSpec, ProbeOptions};
+use crate::probe_plugin::{ProbePlugin, ProbeSource};
 use crate::sched::{HookKind, Roles, HOOK};
 
 static OBJECT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/hardirqs.bpf.o"));
@@ -133,50 +134,27 @@ impl Hardirqs {
     }
 }
 
+impl ProbeSource for Hardirqs {
+    const NAME: &'static str = NAME;
+    type Config = HardirqsConfig;
+
+    fn start(config: &HardirqsConfig, _ctx: &PluginContext) -> Result<Self> {
+        Self::start(config)
+    }
+
+    fn collect(&self, out: &mut Vec<Record>) -> Result<()> {
+        for irq in self.irqs()? {
+            let labels = labels! { "irq" => irq.irq, "name" => irq.name };
+            out.push(Metric::histogram(NAME, METRIC, labels, irq.histogram).into());
+        }
+        out.extend(self.losses()?.to_records(NAME));
+        Ok(())
+    }
+}
+
 /// `hardirqs` as a runtime plugin: every interval, one `hardirq_time` histogram per IRQ
 /// (labels `irq` and `name`), and the loss counters.
-#[derive(Debug, Default)]
-pub struct HardirqsPlugin {
-    config: HardirqsConfig,
-    running: Option<Hardirqs>,
-}
-
-impl HardirqsPlugin {
-    /// A plugin that will run with `config`.
-    pub fn new(config: HardirqsConfig) -> Self {
-        Self {
-            config,
-            running: None,
-        }
-    }
-}
-
-impl Plugin for HardirqsPlugin {
-    fn name(&self) -> &str {
-        NAME
-    }
-
-    fn start(&mut self, _ctx: &PluginContext) -> Result<()> {
-        self.running = Some(Hardirqs::start(&self.config)?);
-        Ok(())
-    }
-
-    fn collect(&mut self, out: &mut Vec<Record>) -> Result<()> {
-        if let Some(running) = &self.running {
-            for irq in running.irqs()? {
-                let labels = labels! { "irq" => irq.irq, "name" => irq.name };
-                out.push(Metric::histogram(NAME, METRIC, labels, irq.histogram).into());
-            }
-            out.extend(running.losses()?.to_records(NAME));
-        }
-        Ok(())
-    }
-
-    fn stop(&mut self) -> Result<()> {
-        self.running = None;
-        Ok(())
-    }
-}
+pub type HardirqsPlugin = ProbePlugin<Hardirqs>;
 
 #[cfg(test)]
 mod tests {

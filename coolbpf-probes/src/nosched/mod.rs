@@ -13,14 +13,15 @@ mod event;
 use coolbpf_core::stream::Delivery;
 use coolbpf_core::{
     AttachTarget, Error, MapView, ObjectBuilder, PerfEventConfig, PerfEventKind, PerfEventScope,
-    Record, Result, Sampling,
+    PluginContext, Record, Result, Sampling,
 };
 use coolbpf_symbolize::Symbolizer;
 
 pub use event::NoschedEvent;
 
-use crate::event_probe::{EventPlugin, EventProbe, EventSource};
+use crate::event_probe::{emitting, EventProbe};
 use crate::options::{OptionSpec, ProbeOptions};
+use crate::probe_plugin::{ProbePlugin, ProbeSource};
 use crate::sched::{HookKind, Roles, SchedCounters, HOOK};
 
 static OBJECT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/nosched.bpf.o"));
@@ -154,22 +155,18 @@ impl std::ops::DerefMut for Nosched {
     }
 }
 
-impl EventSource for Nosched {
+impl ProbeSource for Nosched {
     const NAME: &'static str = NAME;
     type Config = NoschedConfig;
-    type Event = NoschedEvent;
 
-    fn start(config: &NoschedConfig, delivery: Delivery<NoschedEvent>) -> Result<Self> {
-        Self::start(config, delivery)
-    }
-
-    /// Each finding with its kernel stack symbolized (`stack`, root first).
-    fn recorder() -> Box<dyn FnMut(NoschedEvent) -> Record + Send> {
+    fn start(config: &NoschedConfig, ctx: &PluginContext) -> Result<Self> {
+        // Each finding with its kernel stack symbolized (`stack`, root first).
         let symbolizer = Symbolizer::new();
-        Box::new(move |event| {
+        let delivery = emitting(ctx, move |event: NoschedEvent| {
             let stack = event.stack_names(&symbolizer);
             Record::Event(event.to_event(stack))
-        })
+        });
+        Self::start(config, delivery)
     }
 
     fn collect(&self, out: &mut Vec<Record>) -> Result<()> {
@@ -185,7 +182,7 @@ impl EventSource for Nosched {
 /// `nosched` as a runtime plugin: each finding is emitted as it arrives, as an event with
 /// the kernel stack symbolized (`stack`, root first); every interval adds the loss
 /// counters.
-pub type NoschedPlugin = EventPlugin<Nosched>;
+pub type NoschedPlugin = ProbePlugin<Nosched>;
 
 #[cfg(test)]
 mod tests {

@@ -23,9 +23,10 @@
 use std::fmt;
 use std::str::FromStr;
 
-use coolbpf_core::{Error, ObjectBuilder, Plugin, PluginContext, Record, Result};
+use coolbpf_core::{Error, ObjectBuilder, PluginContext, Record, Result};
 
 use crate::options::{OptionSpec, ProbeOptions};
+use crate::probe_plugin::{ProbePlugin, ProbeSource};
 use crate::sched::{monotonic_ns, HookKind, Per, Roles, SchedHistogram, HOOK};
 
 static OBJECT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/runqlat.bpf.o"));
@@ -212,46 +213,23 @@ impl std::ops::DerefMut for Runqlat {
     }
 }
 
+impl ProbeSource for Runqlat {
+    const NAME: &'static str = NAME;
+    type Config = RunqlatConfig;
+
+    fn start(config: &RunqlatConfig, _ctx: &PluginContext) -> Result<Self> {
+        Self::start(config)
+    }
+
+    fn collect(&self, out: &mut Vec<Record>) -> Result<()> {
+        out.extend(self.records(NAME, METRIC)?);
+        Ok(())
+    }
+}
+
 /// `runqlat` as a runtime plugin: every interval, one `runq_latency` histogram per key,
 /// the `sched_switch_total` counter and the loss counters.
-#[derive(Debug, Default)]
-pub struct RunqlatPlugin {
-    config: RunqlatConfig,
-    running: Option<Runqlat>,
-}
-
-impl RunqlatPlugin {
-    /// A plugin that will run with `config`.
-    pub fn new(config: RunqlatConfig) -> Self {
-        Self {
-            config,
-            running: None,
-        }
-    }
-}
-
-impl Plugin for RunqlatPlugin {
-    fn name(&self) -> &str {
-        NAME
-    }
-
-    fn start(&mut self, _ctx: &PluginContext) -> Result<()> {
-        self.running = Some(Runqlat::start(&self.config)?);
-        Ok(())
-    }
-
-    fn collect(&mut self, out: &mut Vec<Record>) -> Result<()> {
-        if let Some(running) = &self.running {
-            out.extend(running.records(NAME, METRIC)?);
-        }
-        Ok(())
-    }
-
-    fn stop(&mut self) -> Result<()> {
-        self.running = None;
-        Ok(())
-    }
-}
+pub type RunqlatPlugin = ProbePlugin<Runqlat>;
 
 #[cfg(test)]
 mod tests {

@@ -8,12 +8,13 @@
 mod event;
 
 use coolbpf_core::stream::Delivery;
-use coolbpf_core::{Error, MapView, ObjectBuilder, Record, Result};
+use coolbpf_core::{Error, MapView, ObjectBuilder, PluginContext, Record, Result};
 
 pub use event::RunqslowerEvent;
 
-use crate::event_probe::{EventPlugin, EventProbe, EventSource};
+use crate::event_probe::{emitting, EventProbe};
 use crate::options::{OptionSpec, ProbeOptions};
+use crate::probe_plugin::{ProbePlugin, ProbeSource};
 use crate::sched::{HookKind, Roles, SchedCounters, HOOK};
 
 static OBJECT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/runqslower.bpf.o"));
@@ -134,17 +135,15 @@ impl std::ops::DerefMut for Runqslower {
     }
 }
 
-impl EventSource for Runqslower {
+impl ProbeSource for Runqslower {
     const NAME: &'static str = NAME;
     type Config = RunqslowerConfig;
-    type Event = RunqslowerEvent;
 
-    fn start(config: &RunqslowerConfig, delivery: Delivery<RunqslowerEvent>) -> Result<Self> {
+    fn start(config: &RunqslowerConfig, ctx: &PluginContext) -> Result<Self> {
+        let delivery = emitting(ctx, |event: RunqslowerEvent| {
+            Record::Event(event.to_event())
+        });
         Self::start(config, delivery)
-    }
-
-    fn recorder() -> Box<dyn FnMut(RunqslowerEvent) -> Record + Send> {
-        Box::new(|event| Record::Event(event.to_event()))
     }
 
     fn collect(&self, out: &mut Vec<Record>) -> Result<()> {
@@ -160,7 +159,7 @@ impl EventSource for Runqslower {
 
 /// `runqslower` as a runtime plugin: events are emitted as they arrive; every interval
 /// adds `sched_switch_total` and the loss counters.
-pub type RunqslowerPlugin = EventPlugin<Runqslower>;
+pub type RunqslowerPlugin = ProbePlugin<Runqslower>;
 
 #[cfg(test)]
 mod tests {

@@ -7,12 +7,13 @@
 
 use coolbpf_core::stream::KernelLosses;
 use coolbpf_core::{
-    labels, BpfObject, Histogram, Layout, MapView, Metric, ObjectBuilder, Plugin, PluginContext,
-    Record, Result,
+    labels, BpfObject, Histogram, Layout, MapView, Metric, ObjectBuilder, PluginContext, Record,
+    Result,
 };
 
 use crate::hardirqs::reject_pid;
 use crate::options::{OptionSpec, ProbeOptions};
+use crate::probe_plugin::{ProbePlugin, ProbeSource};
 use crate::sched::{HookKind, Roles, HOOK};
 
 static OBJECT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/softirqs.bpf.o"));
@@ -127,50 +128,27 @@ impl Softirqs {
     }
 }
 
+impl ProbeSource for Softirqs {
+    const NAME: &'static str = NAME;
+    type Config = SoftirqsConfig;
+
+    fn start(config: &SoftirqsConfig, _ctx: &PluginContext) -> Result<Self> {
+        Self::start(config)
+    }
+
+    fn collect(&self, out: &mut Vec<Record>) -> Result<()> {
+        for vector in self.vectors()? {
+            let labels = labels! { "vector" => vector.name };
+            out.push(Metric::histogram(NAME, METRIC, labels, vector.histogram).into());
+        }
+        out.extend(self.losses()?.to_records(NAME));
+        Ok(())
+    }
+}
+
 /// `softirqs` as a runtime plugin: every interval, one `softirq_time` histogram per
 /// vector that ran (label `vector`), and the loss counters.
-#[derive(Debug, Default)]
-pub struct SoftirqsPlugin {
-    config: SoftirqsConfig,
-    running: Option<Softirqs>,
-}
-
-impl SoftirqsPlugin {
-    /// A plugin that will run with `config`.
-    pub fn new(config: SoftirqsConfig) -> Self {
-        Self {
-            config,
-            running: None,
-        }
-    }
-}
-
-impl Plugin for SoftirqsPlugin {
-    fn name(&self) -> &str {
-        NAME
-    }
-
-    fn start(&mut self, _ctx: &PluginContext) -> Result<()> {
-        self.running = Some(Softirqs::start(&self.config)?);
-        Ok(())
-    }
-
-    fn collect(&mut self, out: &mut Vec<Record>) -> Result<()> {
-        if let Some(running) = &self.running {
-            for vector in running.vectors()? {
-                let labels = labels! { "vector" => vector.name };
-                out.push(Metric::histogram(NAME, METRIC, labels, vector.histogram).into());
-            }
-            out.extend(running.losses()?.to_records(NAME));
-        }
-        Ok(())
-    }
-
-    fn stop(&mut self) -> Result<()> {
-        self.running = None;
-        Ok(())
-    }
-}
+pub type SoftirqsPlugin = ProbePlugin<Softirqs>;
 
 #[cfg(test)]
 mod tests {

@@ -8,12 +8,13 @@ mod names;
 
 use coolbpf_core::stream::KernelLosses;
 use coolbpf_core::{
-    labels, BpfObject, MapView, Metric, ObjectBuilder, Plugin, PluginContext, Record, Result,
+    labels, BpfObject, MapView, Metric, ObjectBuilder, PluginContext, Record, Result,
 };
 
 pub use names::{syscall_name, syscall_number};
 
 use crate::options::{OptionSpec, ProbeOptions};
+use crate::probe_plugin::{ProbePlugin, ProbeSource};
 
 static OBJECT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/syscount.bpf.o"));
 
@@ -142,49 +143,25 @@ fn decode_count(key: &[u8], value: &[u8]) -> Option<SyscallCount> {
     })
 }
 
-/// `syscount` as a runtime plugin: one `syscalls_total` counter per (pid, syscall) every
-/// interval, plus the loss counters.
-#[derive(Debug)]
-pub struct SyscountPlugin {
-    config: SyscountConfig,
-    running: Option<Syscount>,
-}
+impl ProbeSource for Syscount {
+    const NAME: &'static str = NAME;
+    type Config = SyscountConfig;
 
-impl SyscountPlugin {
-    /// A plugin that will run with `config`.
-    pub fn new(config: SyscountConfig) -> Self {
-        Self {
-            config,
-            running: None,
-        }
-    }
-}
-
-impl Plugin for SyscountPlugin {
-    fn name(&self) -> &str {
-        NAME
+    fn start(config: &SyscountConfig, _ctx: &PluginContext) -> Result<Self> {
+        Self::start(config)
     }
 
-    fn start(&mut self, _ctx: &PluginContext) -> Result<()> {
-        self.running = Some(Syscount::start(&self.config)?);
-        Ok(())
-    }
-
-    fn collect(&mut self, out: &mut Vec<Record>) -> Result<()> {
-        let Some(running) = &self.running else {
-            return Ok(());
-        };
-        for count in running.counts()? {
+    fn collect(&self, out: &mut Vec<Record>) -> Result<()> {
+        for count in self.counts()? {
             let labels =
                 labels! { "pid" => count.pid, "comm" => count.comm, "syscall" => count.name };
             out.push(Metric::counter(NAME, "syscalls_total", labels, count.count).into());
         }
-        out.extend(running.losses()?.to_records(NAME));
-        Ok(())
-    }
-
-    fn stop(&mut self) -> Result<()> {
-        self.running = None;
+        out.extend(self.losses()?.to_records(NAME));
         Ok(())
     }
 }
+
+/// `syscount` as a runtime plugin: one `syscalls_total` counter per (pid, syscall) every
+/// interval, plus the loss counters.
+pub type SyscountPlugin = ProbePlugin<Syscount>;
