@@ -108,14 +108,22 @@ pub(crate) unsafe fn free<T: Handle>(ptr: *mut T) -> CResult<Option<T>> {
 ///
 /// `out` is NULL or valid for a write of `T`.
 pub(crate) unsafe fn write_out<T>(out: *mut T, what: &str, value: T) -> CResult<()> {
-    if out.is_null() {
-        return Err(CError::invalid(format!("{what} is NULL")));
-    }
-    if !out.is_aligned() {
-        return Err(CError::invalid(format!("{what} is misaligned")));
-    }
+    check_out(out, what)?;
     // SAFETY: non-null and aligned (checked), writable by the caller's promise.
     unsafe { out.write(value) };
+    Ok(())
+}
+
+/// Boxes `value` into a handle and writes it through `out`. `out` is checked before the
+/// value is boxed, so a bad one leaks nothing (callers also check it before any work).
+///
+/// # Safety
+///
+/// `out` is NULL or valid for a write of a pointer.
+pub(crate) unsafe fn hand_out<T: Handle>(out: *mut *mut T, value: T) -> CResult<()> {
+    check_out(out, "out")?;
+    // SAFETY: non-null and aligned (checked), writable by the caller's promise.
+    unsafe { out.write(into_raw(value)) };
     Ok(())
 }
 

@@ -78,13 +78,16 @@ pub unsafe extern "C" fn coolbpf_object_builder_new(
         check_out(out, "out")?;
         // SAFETY: forwarded to the caller.
         let path = unsafe { str_arg(path, "path") }?;
-        let builder = handle::into_raw(coolbpf_object_builder {
-            magic: <coolbpf_object_builder as handle::Handle>::MAGIC,
-            builder: Some(ObjectBuilder::from_path(path)),
-        });
-        // SAFETY: checked above; writable by the caller's promise.
-        unsafe { out.write(builder) };
-        Ok(())
+        // SAFETY: `out` is writable by the caller's promise.
+        unsafe {
+            handle::hand_out(
+                out,
+                coolbpf_object_builder {
+                    magic: <coolbpf_object_builder as handle::Handle>::MAGIC,
+                    builder: Some(ObjectBuilder::from_path(path)),
+                },
+            )
+        }
     })
 }
 
@@ -181,13 +184,16 @@ pub unsafe extern "C" fn coolbpf_object_builder_load(
         let builder = take_builder(&mut builder)?;
         Environment::prepare()?;
         let object = builder.load()?;
-        let object = handle::into_raw(coolbpf_object {
-            magic: <coolbpf_object as handle::Handle>::MAGIC,
-            object,
-        });
-        // SAFETY: checked above; writable by the caller's promise.
-        unsafe { out.write(object) };
-        Ok(())
+        // SAFETY: `out` is writable by the caller's promise.
+        unsafe {
+            handle::hand_out(
+                out,
+                coolbpf_object {
+                    magic: <coolbpf_object as handle::Handle>::MAGIC,
+                    object,
+                },
+            )
+        }
     })
 }
 
@@ -223,13 +229,16 @@ pub unsafe extern "C" fn coolbpf_object_open(
         let path = unsafe { str_arg(path, "path") }?;
         Environment::prepare()?;
         let object = ObjectBuilder::from_path(path).load()?;
-        let object = handle::into_raw(coolbpf_object {
-            magic: <coolbpf_object as handle::Handle>::MAGIC,
-            object,
-        });
-        // SAFETY: checked above; writable by the caller's promise.
-        unsafe { out.write(object) };
-        Ok(())
+        // SAFETY: `out` is writable by the caller's promise.
+        unsafe {
+            handle::hand_out(
+                out,
+                coolbpf_object {
+                    magic: <coolbpf_object as handle::Handle>::MAGIC,
+                    object,
+                },
+            )
+        }
     })
 }
 
@@ -470,13 +479,16 @@ pub unsafe extern "C" fn coolbpf_ringbuf_open(
         };
         let stream =
             EventStream::ring_buffer(&object.object, map, decode, Delivery::callback(|()| {}))?;
-        let ringbuf = handle::into_raw(coolbpf_ringbuf {
-            magic: <coolbpf_ringbuf as handle::Handle>::MAGIC,
-            stream,
-        });
-        // SAFETY: checked above; writable by the caller's promise.
-        unsafe { out.write(ringbuf) };
-        Ok(())
+        // SAFETY: `out` is writable by the caller's promise.
+        unsafe {
+            handle::hand_out(
+                out,
+                coolbpf_ringbuf {
+                    magic: <coolbpf_ringbuf as handle::Handle>::MAGIC,
+                    stream,
+                },
+            )
+        }
     })
 }
 

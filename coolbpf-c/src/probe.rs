@@ -117,14 +117,17 @@ pub unsafe extern "C" fn coolbpf_probe_open(
             Duration::from_millis(interval_ms)
         };
         let session = ProbeSession::open(name, &options, interval)?;
-        let probe = handle::into_raw(coolbpf_probe {
-            magic: <coolbpf_probe as handle::Handle>::MAGIC,
-            session,
-            pending: VecDeque::new(),
-        });
-        // SAFETY: checked above; writable by the caller's promise.
-        unsafe { out.write(probe) };
-        Ok(())
+        // SAFETY: `out` is writable by the caller's promise.
+        unsafe {
+            handle::hand_out(
+                out,
+                coolbpf_probe {
+                    magic: <coolbpf_probe as handle::Handle>::MAGIC,
+                    session,
+                    pending: VecDeque::new(),
+                },
+            )
+        }
     })
 }
 

@@ -94,17 +94,20 @@ pub unsafe extern "C" fn coolbpf_profiler_start(
         config.validate()?;
         Environment::prepare()?;
         let session = ProfileSession::start(&config)?;
-        let profiler = handle::into_raw(coolbpf_profiler {
-            magic: <coolbpf_profiler as handle::Handle>::MAGIC,
-            session,
-            frequency,
-            pid,
-            started: Instant::now(),
-            wall: SystemTime::now(),
-        });
-        // SAFETY: checked above; writable by the caller's promise.
-        unsafe { out.write(profiler) };
-        Ok(())
+        // SAFETY: `out` is writable by the caller's promise.
+        unsafe {
+            handle::hand_out(
+                out,
+                coolbpf_profiler {
+                    magic: <coolbpf_profiler as handle::Handle>::MAGIC,
+                    session,
+                    frequency,
+                    pid,
+                    started: Instant::now(),
+                    wall: SystemTime::now(),
+                },
+            )
+        }
     })
 }
 
@@ -199,10 +202,8 @@ pub unsafe extern "C" fn coolbpf_profiler_finish(
         let profiler = unsafe { handle::free(profiler) }?
             .ok_or_else(|| CError::invalid("the profiler handle is NULL"))?;
         check_out(out, "out")?;
-        let profile = handle::into_raw(finish(profiler)?);
-        // SAFETY: checked above; writable by the caller's promise.
-        unsafe { out.write(profile) };
-        Ok(())
+        // SAFETY: `out` is writable by the caller's promise.
+        unsafe { handle::hand_out(out, finish(profiler)?) }
     })
 }
 

@@ -464,10 +464,8 @@ pub unsafe extern "C" fn coolbpf_record_clone(
         handle::check_out(out, "out")?;
         // SAFETY: forwarded to the caller.
         let r = unsafe { arg(record) }?;
-        let copy = handle::into_raw(coolbpf_record::new(r.record.clone()));
-        // SAFETY: checked above, writable by the caller's promise.
-        unsafe { out.write(copy) };
-        Ok(())
+        // SAFETY: `out` is writable by the caller's promise.
+        unsafe { handle::hand_out(out, coolbpf_record::new(r.record.clone())) }
     })
 }
 

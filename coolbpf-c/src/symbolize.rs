@@ -73,13 +73,16 @@ pub struct coolbpf_frame {
 pub unsafe extern "C" fn coolbpf_symbolizer_new(out: *mut *mut coolbpf_symbolizer) -> i32 {
     status(|| {
         check_out(out, "out")?;
-        let symbolizer = handle::into_raw(coolbpf_symbolizer {
-            magic: <coolbpf_symbolizer as handle::Handle>::MAGIC,
-            symbolizer: Symbolizer::new(),
-        });
-        // SAFETY: checked above; writable by the caller's promise.
-        unsafe { out.write(symbolizer) };
-        Ok(())
+        // SAFETY: `out` is writable by the caller's promise.
+        unsafe {
+            handle::hand_out(
+                out,
+                coolbpf_symbolizer {
+                    magic: <coolbpf_symbolizer as handle::Handle>::MAGIC,
+                    symbolizer: Symbolizer::new(),
+                },
+            )
+        }
     })
 }
 
@@ -139,13 +142,16 @@ unsafe fn symbolize(
         let addrs = unsafe { slice_arg(addrs, count, "addrs") }?;
         let source = source()?;
         let found = symbolizer.symbolizer.symbolize(&source, addrs)?;
-        let symbols = handle::into_raw(coolbpf_symbols {
-            magic: <coolbpf_symbols as handle::Handle>::MAGIC,
-            addresses: owned(found),
-        });
-        // SAFETY: checked above; writable by the caller's promise.
-        unsafe { out.write(symbols) };
-        Ok(())
+        // SAFETY: `out` is writable by the caller's promise.
+        unsafe {
+            handle::hand_out(
+                out,
+                coolbpf_symbols {
+                    magic: <coolbpf_symbols as handle::Handle>::MAGIC,
+                    addresses: owned(found),
+                },
+            )
+        }
     })
 }
 
