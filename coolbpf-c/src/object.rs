@@ -182,19 +182,29 @@ pub unsafe extern "C" fn coolbpf_object_builder_load(
         check_out(out, "out")?;
         let mut builder = builder;
         let builder = take_builder(&mut builder)?;
-        Environment::prepare()?;
-        let object = builder.load()?;
-        // SAFETY: `out` is writable by the caller's promise.
-        unsafe {
-            handle::hand_out(
-                out,
-                coolbpf_object {
-                    magic: <coolbpf_object as handle::Handle>::MAGIC,
-                    object,
-                },
-            )
-        }
+        // SAFETY: forwarded to the caller.
+        unsafe { load_into(builder, out) }
     })
+}
+
+/// Loads `builder`'s object and hands it out through `out`.
+///
+/// # Safety
+///
+/// `out` is NULL or writable.
+unsafe fn load_into(builder: ObjectBuilder, out: *mut *mut coolbpf_object) -> CResult<()> {
+    Environment::prepare()?;
+    let object = builder.load()?;
+    // SAFETY: forwarded to the caller.
+    unsafe {
+        handle::hand_out(
+            out,
+            coolbpf_object {
+                magic: <coolbpf_object as handle::Handle>::MAGIC,
+                object,
+            },
+        )
+    }
 }
 
 /// Frees a builder that will not be loaded. NULL is ignored.
@@ -227,18 +237,8 @@ pub unsafe extern "C" fn coolbpf_object_open(
         check_out(out, "out")?;
         // SAFETY: forwarded to the caller.
         let path = unsafe { str_arg(path, "path") }?;
-        Environment::prepare()?;
-        let object = ObjectBuilder::from_path(path).load()?;
-        // SAFETY: `out` is writable by the caller's promise.
-        unsafe {
-            handle::hand_out(
-                out,
-                coolbpf_object {
-                    magic: <coolbpf_object as handle::Handle>::MAGIC,
-                    object,
-                },
-            )
-        }
+        // SAFETY: forwarded to the caller.
+        unsafe { load_into(ObjectBuilder::from_path(path), out) }
     })
 }
 
