@@ -168,31 +168,13 @@ static __always_inline __u64 coolbpf_clamp_slot(__u64 slot, const __u64 max)
 	return slot;
 }
 
-/* Adds `value` to a histogram several CPUs may update (a shared map value). */
-static __always_inline void coolbpf_log2_hist_add(struct coolbpf_log2_hist *hist, __u64 value)
-{
-	__u64 slot = coolbpf_clamp_slot(coolbpf_log2_slot(value), COOLBPF_LOG2_SLOTS - 1);
-
-	__sync_fetch_and_add(&hist->slots[slot], 1);
-	__sync_fetch_and_add(&hist->sum, value);
-}
-
-/* Adds `value` to a per-CPU histogram that only non-nesting programs on this CPU update
- * (sched_switch, irq handlers' entry/exit pairs): no atomics needed. */
-static __always_inline void coolbpf_log2_hist_add_percpu(struct coolbpf_log2_hist *hist, __u64 value)
-{
-	__u64 slot = coolbpf_clamp_slot(coolbpf_log2_slot(value), COOLBPF_LOG2_SLOTS - 1);
-
-	hist->slots[slot] += 1;
-	hist->sum += value;
-}
-
-/* Adds `count` values whose sum is `total` to a histogram several CPUs may update, when
- * only their sum is known (a kernel counter's delta): all land in the slot of their mean. */
+/* Adds `count` values whose sum is `total` to a histogram several CPUs may update (a
+ * shared map value). When only their sum is known (a kernel counter's delta), all land
+ * in the slot of their mean. */
 static __always_inline void coolbpf_log2_hist_add_many(struct coolbpf_log2_hist *hist, __u64 count,
 						       __u64 total)
 {
-	/* Nearly always one: skip the division then. */
+	/* Nearly always one (a constant for coolbpf_log2_hist_add): no division then. */
 	__u64 mean = count == 1 ? total : total / count;
 	__u64 slot = coolbpf_clamp_slot(coolbpf_log2_slot(mean), COOLBPF_LOG2_SLOTS - 1);
 
@@ -200,7 +182,14 @@ static __always_inline void coolbpf_log2_hist_add_many(struct coolbpf_log2_hist 
 	__sync_fetch_and_add(&hist->sum, total);
 }
 
-/* coolbpf_log2_hist_add_many for a per-CPU histogram (see coolbpf_log2_hist_add_percpu). */
+/* Adds `value` to a histogram several CPUs may update. */
+static __always_inline void coolbpf_log2_hist_add(struct coolbpf_log2_hist *hist, __u64 value)
+{
+	coolbpf_log2_hist_add_many(hist, 1, value);
+}
+
+/* coolbpf_log2_hist_add_many for a per-CPU histogram that only non-nesting programs on
+ * this CPU update (sched_switch, irq handlers' entry/exit pairs): no atomics needed. */
 static __always_inline void coolbpf_log2_hist_add_many_percpu(struct coolbpf_log2_hist *hist,
 							      __u64 count, __u64 total)
 {
@@ -209,6 +198,12 @@ static __always_inline void coolbpf_log2_hist_add_many_percpu(struct coolbpf_log
 
 	hist->slots[slot] += count;
 	hist->sum += total;
+}
+
+/* Adds `value` to a per-CPU histogram (see coolbpf_log2_hist_add_many_percpu). */
+static __always_inline void coolbpf_log2_hist_add_percpu(struct coolbpf_log2_hist *hist, __u64 value)
+{
+	coolbpf_log2_hist_add_many_percpu(hist, 1, value);
 }
 
 /* Linear histogram: slot i holds [min + i*step, min + (i+1)*step); the last slot
