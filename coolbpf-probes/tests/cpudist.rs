@@ -8,11 +8,11 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use coolbpf_core::testing::bpf_available;
-use coolbpf_core::Histogram;
 use coolbpf_probes::cpudist::{Cpudist, CpudistConfig};
-use coolbpf_probes::sched::{HistKey, HookKind, Per};
+use coolbpf_probes::sched::{HookKind, Per};
 use sched_support::{
-    assert_close, ctxt, keyed, ping_pong, reap_cpu_time, scalar, shared_cpu, spinners, Bpftrace,
+    assert_close, count_of, ctxt, keyed, pid_histogram, ping_pong, reap_cpu_time, scalar,
+    shared_cpu, spinners, Bpftrace,
 };
 
 /// The tests measure the whole system: one at a time.
@@ -33,14 +33,6 @@ tracepoint:sched:sched_switch {
 }
 END { print(@n); print(@sw); print(@p); clear(@s); clear(@n); clear(@sw); clear(@p); }
 "#;
-
-fn count_of(histograms: &[(HistKey, Histogram)], pid: u32) -> u64 {
-    histograms
-        .iter()
-        .filter(|(key, _)| matches!(key, HistKey::Pid { pid: p, .. } if *p == pid))
-        .map(|(_, h)| h.count)
-        .sum()
-}
 
 #[test]
 fn agrees_with_bpftrace_and_the_kernels_switch_count() {
@@ -117,10 +109,7 @@ fn spans_of_spinners_sharing_a_cpu_add_up_to_their_cpu_time() {
     cpudist.stop();
     let histograms = cpudist.histograms().expect("histograms");
     for (&pid, cpu_time) in pids.iter().zip(cpu_times) {
-        let (_, histogram) = histograms
-            .iter()
-            .find(|(key, _)| matches!(key, HistKey::Pid { pid: p, .. } if *p == pid as u32))
-            .expect("a histogram per spinner");
+        let histogram = pid_histogram(&histograms, pid as u32).expect("a histogram per spinner");
         let median = histogram.percentile(0.5).unwrap_or(0);
         eprintln!(
             "spinner {pid}: {} spans, {} us on CPU (kernel: {} us), median <= {median} us",

@@ -13,10 +13,11 @@ use coolbpf_core::sink::MemorySink;
 use coolbpf_core::testing::bpf_available;
 use coolbpf_core::{MetricValue, Record, Runtime};
 use coolbpf_probes::runqlat::{Method, Runqlat, RunqlatConfig};
-use coolbpf_probes::sched::{HistKey, HookKind, Per};
+use coolbpf_probes::sched::{HookKind, Per};
 use coolbpf_probes::ProbeOptions;
 use sched_support::{
-    assert_close, ctxt, keyed, ping_pong, scalar, schedstat, shared_cpu, Bpftrace, HeldPair,
+    assert_close, count_of, ctxt, keyed, pid_histogram, ping_pong, scalar, schedstat, shared_cpu,
+    Bpftrace, HeldPair,
 };
 
 /// The tests measure the whole system: one at a time.
@@ -43,15 +44,6 @@ tracepoint:sched:sched_switch {
 }
 END { print(@n); print(@sw); print(@p); clear(@q); clear(@n); clear(@sw); clear(@p); }
 "#;
-
-/// The latencies measured for process `pid`.
-fn count_of(histograms: &[(HistKey, coolbpf_core::Histogram)], pid: u32) -> u64 {
-    histograms
-        .iter()
-        .filter(|(key, _)| matches!(key, HistKey::Pid { pid: p, .. } if *p == pid))
-        .map(|(_, h)| h.count)
-        .sum()
-}
 
 #[test]
 fn agrees_with_bpftrace_and_the_kernels_switch_count() {
@@ -158,10 +150,7 @@ fn schedinfo_waits_add_up_to_proc_schedstat() {
         held.release();
     }
     for (&pid, &(run_delay_ns, waits)) in pids.iter().flatten().zip(kernel.iter().flatten()) {
-        let (count, sum_us) = histograms
-            .iter()
-            .find(|(key, _)| matches!(key, HistKey::Pid { pid: p, .. } if *p == pid))
-            .map_or((0, 0), |(_, h)| (h.count, h.sum));
+        let (count, sum_us) = pid_histogram(&histograms, pid).map_or((0, 0), |h| (h.count, h.sum));
         eprintln!(
             "pid {pid}: ours {count} waits, {sum_us} us; /proc/{pid}/schedstat {waits} waits, \
              {run_delay_ns} ns"

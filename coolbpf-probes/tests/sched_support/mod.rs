@@ -10,6 +10,9 @@ use std::process::{Child as Process, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use coolbpf_core::Histogram;
+use coolbpf_probes::sched::HistKey;
+
 /// The environment variable that turns a missing peer tool into a failure.
 pub const REQUIRE_PEERS_ENV: &str = "COOLBPF_REQUIRE_PEERS";
 
@@ -385,4 +388,17 @@ pub fn assert_close(what: &str, ours: u64, theirs: u64, tolerance: f64) {
         "{what}: ours {ours} vs peer {theirs}: more than {}% apart",
         tolerance * 100.0
     );
+}
+
+/// Process `pid`'s histogram among per-process ones (a process has one key at most).
+pub fn pid_histogram(histograms: &[(HistKey, Histogram)], pid: u32) -> Option<&Histogram> {
+    histograms
+        .iter()
+        .find(|(key, _)| matches!(key, HistKey::Pid { pid: p, .. } if *p == pid))
+        .map(|(_, histogram)| histogram)
+}
+
+/// How many values process `pid`'s histogram holds (0 without one).
+pub fn count_of(histograms: &[(HistKey, Histogram)], pid: u32) -> u64 {
+    pid_histogram(histograms, pid).map_or(0, |histogram| histogram.count)
 }
