@@ -7,6 +7,7 @@
 
 use std::borrow::Cow;
 use std::ffi::OsStr;
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::PathBuf;
 use std::sync::{Mutex, PoisonError};
 
@@ -486,6 +487,26 @@ impl BpfObject {
         self.object
             .maps()
             .map(|m| m.name().to_string_lossy().into_owned())
+            .collect()
+    }
+
+    /// Duplicated fds of the loaded programs: what loss accounting keeps to ask the kernel
+    /// how often each program was skipped, for as long as it needs to.
+    pub(crate) fn program_fds(&self) -> Result<Vec<OwnedFd>> {
+        self.object
+            .progs()
+            .filter(libbpf_rs::ProgramImpl::autoload)
+            .map(|p| {
+                p.as_fd().try_clone_to_owned().map_err(|e| {
+                    Error::io(
+                        format!(
+                            "cannot duplicate fd of program {}",
+                            p.name().to_string_lossy()
+                        ),
+                        e,
+                    )
+                })
+            })
             .collect()
     }
 

@@ -10,7 +10,7 @@ use std::time::Duration;
 use crossbeam_channel::Receiver;
 
 use super::delivery::{Deliverer, Delivery};
-use super::loss::{KernelLosses, Losses, StreamCounters, LOSS_MAP};
+use super::loss::{KernelLossReader, Losses, StreamCounters};
 use crate::error::{Error, Result};
 use crate::map::MapView;
 use crate::sys::poll::{self, Waker};
@@ -99,7 +99,7 @@ pub struct EventStream<T> {
     receiver: Option<Receiver<T>>,
     counters: Arc<StreamCounters>,
     failure: Arc<Mutex<Option<String>>>,
-    loss_map: Option<MapView>,
+    kernel_losses: KernelLossReader,
     waker: Arc<Waker>,
     thread: Option<JoinHandle<Result<()>>>,
 }
@@ -151,11 +151,7 @@ impl<T: Send + 'static> EventStream<T> {
             counters: Arc::clone(&counters),
             failure: Arc::clone(&failure),
         };
-        let loss_map = if object.has_map(LOSS_MAP) {
-            Some(object.map(LOSS_MAP)?)
-        } else {
-            None
-        };
+        let kernel_losses = KernelLossReader::new(object)?;
         let parts = ThreadParts {
             handler,
             waker: Arc::clone(&waker),
@@ -168,7 +164,7 @@ impl<T: Send + 'static> EventStream<T> {
             receiver,
             counters,
             failure,
-            loss_map,
+            kernel_losses,
             waker,
             thread: Some(thread),
         })
@@ -181,11 +177,7 @@ impl<T: Send + 'static> EventStream<T> {
 
     /// Delivered and lost counts so far (reads the object's kernel-side loss map).
     pub fn losses(&self) -> Result<Losses> {
-        let kernel = match &self.loss_map {
-            Some(map) => KernelLosses::read_map(map)?,
-            None => KernelLosses::default(),
-        };
-        Ok(Losses::snapshot(&self.counters, kernel))
+        Ok(Losses::snapshot(&self.counters, self.kernel_losses.read()?))
     }
 
     /// Whether the consumer thread is still running.

@@ -1,10 +1,11 @@
 //! Loss accounting: nothing is dropped silently.
 
+use std::os::fd::{AsFd, OwnedFd};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde::Serialize;
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::map::MapView;
 use crate::record::{Metric, Record};
 use crate::{labels, BpfObject};
@@ -69,32 +70,24 @@ pub struct KernelLosses {
     pub read: u64,
     /// `bpf_perf_event_output()` failures counted by `coolbpf_perf_output()`.
     pub perf_output: u64,
+    /// Runs of the object's programs that the kernel skipped because another tracing
+    /// program, or a `bpf()` map syscall, was active on that CPU (the programs'
+    /// `recursion_misses`): events the programs never saw. Classic tracepoints and
+    /// perf-event programs share one guard per CPU, so an interrupt during a map read can
+    /// cost them an event; tp_btf and raw_tp programs are guarded only against themselves.
+    pub program_misses: u64,
 }
 
 impl KernelLosses {
-    /// Reads the object's `coolbpf_losses` map; all zero when the object has none.
+    /// Reads the object's `coolbpf_losses` map (all zero when the object has none) and
+    /// its programs' skipped runs.
     pub fn read(object: &BpfObject) -> Result<Self> {
-        if !object.has_map(LOSS_MAP) {
-            return Ok(Self::default());
-        }
-        Self::read_map(&object.map(LOSS_MAP)?)
-    }
-
-    pub(crate) fn read_map(map: &MapView) -> Result<Self> {
-        let slots = map.array_counters()?;
-        let slot = |i: usize| slots.get(i).copied().unwrap_or(0);
-        Ok(Self {
-            ringbuf_reserve: slot(0),
-            map_full: slot(1),
-            stack: slot(2),
-            read: slot(3),
-            perf_output: slot(4),
-        })
+        KernelLossReader::new(object)?.read()
     }
 
     /// Events lost on the kernel side (read failures are not: those events were sent).
     pub fn total(&self) -> u64 {
-        self.ringbuf_reserve + self.map_full + self.stack + self.perf_output
+        self.ringbuf_reserve + self.map_full + self.stack + self.perf_output + self.program_misses
     }
 
     /// [`Self::to_metrics`] as records, what a plugin's `collect` hands over.
@@ -113,10 +106,55 @@ impl KernelLosses {
             ("stack", self.stack),
             ("read", self.read),
             ("perf_output", self.perf_output),
+            ("program_misses", self.program_misses),
         ]
         .into_iter()
         .map(|(source, value)| loss_metric(probe, source, value))
         .collect()
+    }
+}
+
+/// Where an object's kernel-side losses are read from: its loss map and its programs.
+///
+/// Holds its own fds, so a stream's consumer can keep reading losses without the object.
+#[derive(Debug)]
+pub(crate) struct KernelLossReader {
+    loss_map: Option<MapView>,
+    programs: Vec<OwnedFd>,
+}
+
+impl KernelLossReader {
+    pub(crate) fn new(object: &BpfObject) -> Result<Self> {
+        let loss_map = if object.has_map(LOSS_MAP) {
+            Some(object.map(LOSS_MAP)?)
+        } else {
+            None
+        };
+        Ok(Self {
+            loss_map,
+            programs: object.program_fds()?,
+        })
+    }
+
+    pub(crate) fn read(&self) -> Result<KernelLosses> {
+        let slots = match &self.loss_map {
+            Some(map) => map.array_counters()?,
+            None => Vec::new(),
+        };
+        let slot = |i: usize| slots.get(i).copied().unwrap_or(0);
+        let mut program_misses = 0;
+        for program in &self.programs {
+            program_misses += crate::sys::prog_info::recursion_misses(program.as_fd())
+                .map_err(|e| Error::io("cannot read a program's skipped runs", e))?;
+        }
+        Ok(KernelLosses {
+            ringbuf_reserve: slot(0),
+            map_full: slot(1),
+            stack: slot(2),
+            read: slot(3),
+            perf_output: slot(4),
+            program_misses,
+        })
     }
 }
 

@@ -5,4 +5,5 @@ pub mod caps;
 pub mod mount;
 pub mod perf_event;
 pub mod poll;
+pub mod prog_info;
 pub mod rlimit;

@@ -1,0 +1,27 @@
+//! What the kernel knows about one loaded program (`BPF_OBJ_GET_INFO_BY_FD`).
+
+use std::io;
+use std::os::fd::{AsRawFd, BorrowedFd};
+
+use libbpf_rs::libbpf_sys as sys;
+
+/// How many times the kernel skipped program `fd` instead of running it.
+///
+/// The kernel does not run a tracing program while another one (or a `bpf()` map
+/// syscall, which takes the same per-CPU guard) is active on that CPU: a classic
+/// tracepoint that fires in an interrupt during a map read is skipped, and the event it
+/// carried never reaches the program. Kernels before 5.12 do not count these and
+/// report 0.
+pub fn recursion_misses(fd: BorrowedFd<'_>) -> io::Result<u64> {
+    let mut info = sys::bpf_prog_info::default();
+    let mut len = u32::try_from(size_of::<sys::bpf_prog_info>())
+        .expect("bpf_prog_info is a few hundred bytes");
+    // SAFETY: `info` is a writable bpf_prog_info and `len` says how many bytes of it the
+    // kernel may fill; both live for the whole call. All pointer fields of `info` are
+    // zero, so the kernel copies no arrays out.
+    let ret = unsafe { sys::bpf_prog_get_info_by_fd(fd.as_raw_fd(), &raw mut info, &raw mut len) };
+    if ret != 0 {
+        return Err(io::Error::from_raw_os_error(-ret));
+    }
+    Ok(info.recursion_misses)
+}
