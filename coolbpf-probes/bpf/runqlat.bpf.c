@@ -162,9 +162,7 @@ int BPF_PROG(switch_schedinfo_btf, bool preempt, struct task_struct *prev,
 
 static __always_inline int on_switch(bool preempt, struct task_struct *prev, struct task_struct *next)
 {
-	sched_count(SCHED_COUNT_SWITCHES);
-	sched_switched_out(sched_prev_runnable(preempt, prev), sched_task_dead(prev),
-			   BPF_CORE_READ(prev, pid), BPF_CORE_READ(prev, tgid));
+	sched_on_switch_out_raw(preempt, prev);
 	dequeue_and_account(BPF_CORE_READ(next, pid), next->comm);
 	return 0;
 }
@@ -180,15 +178,7 @@ int BPF_PROG(switch_raw, bool preempt, struct task_struct *prev, struct task_str
 SEC("tracepoint/sched/sched_switch")
 int switch_tp(struct trace_event_raw_sched_switch *ctx)
 {
-	/* The tracepoint fires before the switch: the current task is still `prev`. */
-	bool dead = sched_task_dead((struct task_struct *)bpf_get_current_task());
-	__u32 prev_tid = ctx->prev_pid;
-	__u32 prev_tgid = bpf_get_current_pid_tgid() >> 32;
-
-	sched_count(SCHED_COUNT_SWITCHES);
-	if (prev_tid)
-		sched_tgid_remember(prev_tid, prev_tgid, dead);
-	sched_switched_out(sched_prev_runnable_reported(ctx->prev_state), dead, prev_tid, prev_tgid);
+	sched_on_switch_out_tp(ctx);
 	dequeue_and_account(ctx->next_pid, ctx->next_comm);
 	return 0;
 }

@@ -102,13 +102,9 @@ int BPF_PROG(switch_btf, bool preempt, struct task_struct *prev, struct task_str
 
 static __always_inline int on_switch(bool preempt, struct task_struct *prev, struct task_struct *next)
 {
-	struct runqslower_event *event;
-	__u32 prev_tid = BPF_CORE_READ(prev, pid);
+	__u32 prev_tid = sched_on_switch_out_raw(preempt, prev);
+	struct runqslower_event *event = dequeue_slow(BPF_CORE_READ(next, pid), prev_tid);
 
-	sched_count(SCHED_COUNT_SWITCHES);
-	sched_switched_out(sched_prev_runnable(preempt, prev), sched_task_dead(prev), prev_tid,
-			   BPF_CORE_READ(prev, tgid));
-	event = dequeue_slow(BPF_CORE_READ(next, pid), prev_tid);
 	if (event)
 		submit_named(event, next->comm, prev->comm);
 	return 0;
@@ -125,16 +121,9 @@ int BPF_PROG(switch_raw, bool preempt, struct task_struct *prev, struct task_str
 SEC("tracepoint/sched/sched_switch")
 int switch_tp(struct trace_event_raw_sched_switch *ctx)
 {
-	bool dead = sched_task_dead((struct task_struct *)bpf_get_current_task());
-	struct runqslower_event *event;
-	__u32 prev_tid = ctx->prev_pid;
-	__u32 prev_tgid = bpf_get_current_pid_tgid() >> 32;
+	__u32 prev_tid = sched_on_switch_out_tp(ctx);
+	struct runqslower_event *event = dequeue_slow(ctx->next_pid, prev_tid);
 
-	sched_count(SCHED_COUNT_SWITCHES);
-	if (prev_tid)
-		sched_tgid_remember(prev_tid, prev_tgid, dead);
-	sched_switched_out(sched_prev_runnable_reported(ctx->prev_state), dead, prev_tid, prev_tgid);
-	event = dequeue_slow(ctx->next_pid, prev_tid);
 	/* The names are in the record: a context pointer moved to a field cannot be
 	 * dereferenced directly, so they are read with the helper too. */
 	if (event)

@@ -270,7 +270,8 @@ static __always_inline void sched_switched_out_task(bool preempt, struct task_st
 /* ---- the wakeup programs every run-queue probe has ------------------------------------
  *
  * A woken task joins the queue; the same in runqlat and runqslower, for each hook kind
- * (the classic tracepoints learn the tgid from the cache). Their switch programs differ. */
+ * (the classic tracepoints learn the tgid from the cache). Their switch programs share
+ * the switch-out step and differ in what the next task's dequeue does. */
 #ifdef SCHED_TGID_CACHE
 static __always_inline int sched_on_wakeup_btf(struct task_struct *task)
 {
@@ -326,6 +327,33 @@ SEC("tracepoint/sched/sched_wakeup_new")
 int wakeup_new_tp(struct trace_event_raw_sched_wakeup_template *ctx)
 {
 	return sched_on_wakeup_tp(ctx);
+}
+
+/* The switch-out step of a raw_tp sched_switch program: counts the switch, requeues or
+ * forgets `prev`, and returns its tid. What the next task's dequeue does is the probe's. */
+static __always_inline __u32 sched_on_switch_out_raw(bool preempt, struct task_struct *prev)
+{
+	__u32 prev_tid = BPF_CORE_READ(prev, pid);
+
+	sched_count(SCHED_COUNT_SWITCHES);
+	sched_switched_out(sched_prev_runnable(preempt, prev), sched_task_dead(prev), prev_tid,
+			   BPF_CORE_READ(prev, tgid));
+	return prev_tid;
+}
+
+/* The same for a classic tracepoint, which fires before the switch: the current task is
+ * still `prev`. Its tgid is remembered for the wakeup programs, which cannot read it. */
+static __always_inline __u32 sched_on_switch_out_tp(struct trace_event_raw_sched_switch *ctx)
+{
+	bool dead = sched_task_dead((struct task_struct *)bpf_get_current_task());
+	__u32 prev_tid = ctx->prev_pid;
+	__u32 prev_tgid = bpf_get_current_pid_tgid() >> 32;
+
+	sched_count(SCHED_COUNT_SWITCHES);
+	if (prev_tid)
+		sched_tgid_remember(prev_tid, prev_tgid, dead);
+	sched_switched_out(sched_prev_runnable_reported(ctx->prev_state), dead, prev_tid, prev_tgid);
+	return prev_tid;
 }
 #endif /* SCHED_TGID_CACHE */
 #endif
