@@ -70,11 +70,12 @@ pub struct KernelLosses {
     pub read: u64,
     /// `bpf_perf_event_output()` failures counted by `coolbpf_perf_output()`.
     pub perf_output: u64,
-    /// Runs of the object's programs that the kernel skipped because another tracing
-    /// program, or a `bpf()` map syscall, was active on that CPU (the programs'
-    /// `recursion_misses`): events the programs never saw. Classic tracepoints and
-    /// perf-event programs share one guard per CPU, so an interrupt during a map read can
-    /// cost them an event; tp_btf and raw_tp programs are guarded only against themselves.
+    /// Runs of the object's programs that the kernel skipped and counted (the programs'
+    /// `recursion_misses`): a raw_tp or tp_btf program whose hook fires again while it
+    /// runs on that CPU, or a trampoline program that would recurse. The kernel does not
+    /// count the classic-tracepoint and perf-event runs it skips while another tracing
+    /// program or a `bpf()` map syscall holds the CPU (Linux 6.18 still does not), which
+    /// is one reason coolbpf's probes prefer tp_btf and raw_tp hooks.
     pub program_misses: u64,
 }
 

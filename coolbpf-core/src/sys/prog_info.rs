@@ -5,12 +5,11 @@ use std::os::fd::{AsRawFd, BorrowedFd};
 
 use libbpf_rs::libbpf_sys as sys;
 
-/// How many times the kernel skipped program `fd` instead of running it.
+/// How many runs of program `fd` the kernel skipped and counted (`recursion_misses`).
 ///
-/// The kernel does not run a tracing program while another one (or a `bpf()` map
-/// syscall, which takes the same per-CPU guard) is active on that CPU: a classic
-/// tracepoint that fires in an interrupt during a map read is skipped, and the event it
-/// carried never reaches the program. Kernels before 5.12 do not count these and
+/// The kernel counts a raw_tp or tp_btf program whose hook fires again inside it on the
+/// same CPU, and trampoline programs that would recurse; it does not count the classic
+/// tracepoint and perf-event runs it skips. Kernels before 5.12 count nothing and
 /// report 0.
 pub fn recursion_misses(fd: BorrowedFd<'_>) -> io::Result<u64> {
     let mut info = sys::bpf_prog_info::default();
