@@ -15,6 +15,7 @@ fn main() {
         "bpf/features.bpf.c",
         "tests/bpf/flood.bpf.c",
         "tests/bpf/attach.bpf.c",
+        "tests/bpf/nested.bpf.c",
     ] {
         if let Err(err) = coolbpf_build::BpfBuilder::new(source).compile_to_out_dir() {
             // A panic is how a build script reports failure; the message names the fix.

@@ -4,7 +4,6 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use coolbpf_core::stream::KernelLosses;
 use coolbpf_core::testing::bpf_available;
 use coolbpf_core::{
     AttachTarget, BpfObject, ObjectBuilder, PerfEventConfig, PerfEventKind, PerfEventScope,
@@ -272,39 +271,4 @@ fn bad_targets_are_clear_errors() {
         object.global_bytes("target_tid").expect("read"),
         0xffff_fffe_u32.to_ne_bytes()
     );
-}
-
-#[test]
-fn runs_the_kernel_skips_are_counted_as_program_misses() {
-    if !bpf_available("runs_the_kernel_skips_are_counted_as_program_misses") {
-        return;
-    }
-    let mut object = load();
-    // Each of our getppid calls prints once (printk_on_tracepoint); printk_again_on_raw_tp
-    // runs on that print and prints again, which fires its own tracepoint inside it: the
-    // kernel skips that nested run and counts it.
-    let printk: AttachTarget = "raw_tp:bpf_trace_printk".parse().expect("parse");
-    object
-        .attach("printk_again_on_raw_tp", &printk)
-        .expect("attach raw_tp");
-    let getppid: AttachTarget = "tracepoint:syscalls:sys_enter_getppid"
-        .parse()
-        .expect("parse");
-    object
-        .attach("printk_on_tracepoint", &getppid)
-        .expect("attach tracepoint");
-    let before = KernelLosses::read(&object).expect("losses");
-    call_getppid(300);
-    let after = KernelLosses::read(&object).expect("losses");
-    assert_eq!(
-        object.global_u64("printk_again_runs").expect("runs"),
-        300,
-        "the program ran once per call, never nested"
-    );
-    assert_eq!(
-        after.program_misses - before.program_misses,
-        300,
-        "each skipped nested run is counted: {after:?}"
-    );
-    assert_eq!(after.total() - before.total(), 300, "and is a loss");
 }

@@ -42,29 +42,6 @@ int on_tracepoint(void *ctx)
 	return 0;
 }
 
-/* Fires the bpf_trace_printk tracepoint for the target thread. */
-SEC("tracepoint")
-int printk_on_tracepoint(void *ctx)
-{
-	if (is_target())
-		bpf_printk("coolbpf test: first");
-	return 0;
-}
-
-__u64 printk_again_runs = 0;
-
-/* On bpf_trace_printk, prints again: the tracepoint fires inside this very program, and
- * the kernel skips that nested run and counts it in the program's recursion_misses. */
-SEC("raw_tp")
-int printk_again_on_raw_tp(void *ctx)
-{
-	if (is_target()) {
-		__sync_fetch_and_add(&printk_again_runs, 1);
-		bpf_printk("coolbpf test: again");
-	}
-	return 0;
-}
-
 SEC("raw_tp")
 int on_raw_tp(void *ctx)
 {
