@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, Sender, TrySendError};
+use crossbeam_channel::{Receiver, SendTimeoutError, Sender, TrySendError};
 
 use crate::error::Result;
 use crate::record::Record;
@@ -88,6 +88,9 @@ pub(crate) enum Message {
     Record(Record),
     /// Everything one `collect` produced.
     Batch(Vec<Record>),
+    /// No record: answered on the sender once everything queued before it reached the
+    /// sinks.
+    Delivered(Sender<()>),
 }
 
 impl Message {
@@ -95,6 +98,7 @@ impl Message {
         match self {
             Self::Record(_) => 1,
             Self::Batch(records) => records.len() as u64,
+            Self::Delivered(_) => 0,
         }
     }
 }
@@ -150,6 +154,24 @@ impl Emitter {
         }
         if let Err(err) = self.sender.send_deadline(Message::Batch(batch), deadline) {
             self.count_dropped(&err.into_inner());
+        }
+    }
+
+    /// Queues a [`Message::Delivered`] marker, waiting for room until `deadline`; `Ok`
+    /// carries where the answer comes, `Err(true)` says the sink thread is gone (so it
+    /// delivered everything it ever will), `Err(false)` that the channel stayed full.
+    pub(crate) fn send_delivered_marker(
+        &self,
+        deadline: Instant,
+    ) -> std::result::Result<Receiver<()>, bool> {
+        let (answer, answered) = crossbeam_channel::bounded(1);
+        match self
+            .sender
+            .send_deadline(Message::Delivered(answer), deadline)
+        {
+            Ok(()) => Ok(answered),
+            Err(SendTimeoutError::Disconnected(_)) => Err(true),
+            Err(SendTimeoutError::Timeout(_)) => Err(false),
         }
     }
 

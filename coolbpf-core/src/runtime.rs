@@ -281,6 +281,20 @@ impl Runtime {
             .map_or(Ok(()), |worker| slot.join(worker))
     }
 
+    /// Waits up to `timeout` until the sinks were handed every record emitted before this
+    /// call, a plugin's final collect included: what lets a caller that reads a sink from
+    /// another thread know that a stopped plugin's last records are there. Returns
+    /// whether that point was reached in time (always, once the runtime shut down).
+    pub fn wait_delivered(&self, timeout: Duration) -> bool {
+        let deadline = Instant::now()
+            .checked_add(timeout)
+            .unwrap_or_else(|| Instant::now() + Duration::from_secs(86_400));
+        match self.emitter.send_delivered_marker(deadline) {
+            Ok(answered) => answered.recv_deadline(deadline).is_ok(),
+            Err(sink_thread_gone) => sink_thread_gone,
+        }
+    }
+
     /// Starts every plugin that is not running. One plugin's failure does not keep the
     /// others from starting; the first error is returned after all were tried.
     pub fn start_all(&mut self) -> Result<()> {
@@ -730,6 +744,12 @@ impl Delivery {
                 }
                 true
             }
+            Message::Delivered(answer) => {
+                self.flush();
+                // The waiter may have given up; nothing to tell it then.
+                let _ = answer.send(());
+                return;
+            }
         };
         if flush {
             self.flush();
@@ -817,6 +837,36 @@ mod tests {
         runtime.shutdown().unwrap();
         runtime.shutdown().unwrap();
         assert!(matches!(runtime.start_all(), Err(Error::Closed(_))));
+    }
+
+    /// A sink slow enough that records are still on their way when a test looks.
+    struct SlowSink(crate::sink::MemorySink);
+
+    impl Sink for SlowSink {
+        fn write(&mut self, record: &Record) -> Result<()> {
+            thread::sleep(Duration::from_millis(1));
+            self.0.write(record)
+        }
+    }
+
+    #[test]
+    fn wait_delivered_returns_once_earlier_records_reached_the_sinks() {
+        let memory = crate::sink::MemorySink::new();
+        let mut runtime = Runtime::builder()
+            .sink(Box::new(SlowSink(memory.clone())))
+            .build()
+            .unwrap();
+        for value in 0..50 {
+            let record = Metric::counter("test", "n", crate::labels! {}, value);
+            assert!(runtime.emitter.emit(record));
+        }
+        assert!(runtime.wait_delivered(Duration::from_secs(10)));
+        assert_eq!(memory.records().len(), 50);
+        runtime.shutdown().unwrap();
+        assert!(
+            runtime.wait_delivered(Duration::from_secs(1)),
+            "nothing left to wait for"
+        );
     }
 
     #[test]

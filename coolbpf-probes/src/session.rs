@@ -41,6 +41,9 @@ use crate::{find, ProbeInfo, ProbeOptions};
 /// Records a session holds for its caller before it starts dropping (and counting) them.
 pub const DEFAULT_QUEUE_CAPACITY: usize = 65_536;
 
+/// How long [`ProbeSession::stop`] waits for the final records to reach the queue.
+const FINAL_DELIVERY_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// A registry probe on a runtime of its own, its records queued for the caller.
 ///
 /// Dropping the session stops the probe and detaches everything it attached.
@@ -127,7 +130,12 @@ impl ProbeSession {
     /// Stops the probe: one last collect, whose records join the queue, then everything
     /// is detached. Queued records stay readable. Stopping a stopped session does nothing.
     pub fn stop(&mut self) -> Result<()> {
-        self.runtime.stop_plugin(self.id)
+        self.runtime.stop_plugin(self.id)?;
+        // The final collect went to the runtime's sink thread; wait until it is in the
+        // queue, so that a poll right after this takes all of it. The queue never blocks
+        // that thread (a full queue drops and counts), so this is quick.
+        self.runtime.wait_delivered(FINAL_DELIVERY_TIMEOUT);
+        Ok(())
     }
 
     /// Whether the probe runs.
