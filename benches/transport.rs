@@ -50,12 +50,15 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use coolbpf::stream::{Delivery, EventStream, KernelLosses};
-use coolbpf::{BpfObject, Environment, ObjectBuilder};
+use coolbpf::{BpfObject, Environment};
 use crossbeam_channel::{Receiver, Sender};
 use libbpf_rs::{MapCore, MapHandle, RingBufferBuilder};
+use transport_workload::{
+    current_tid, decode_seq, getppid_times, median, sequence, RECORD_BYTES, RING_BYTES,
+};
 
-/// The compiled `benches/bpf/transport.bpf.c`.
-static OBJECT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/transport.bpf.o"));
+#[path = "transport_workload/mod.rs"]
+mod transport_workload;
 
 /// Events (producer syscalls) per run.
 const EVENTS: u64 = 800_000;
@@ -64,11 +67,6 @@ const ROUNDS: usize = 5;
 /// Events and rounds of the smoke test that runs without `--bench`.
 const SMOKE_EVENTS: u64 = 20_000;
 const SMOKE_ROUNDS: usize = 1;
-/// Ring buffer bytes. A run fits whole, so the kernel never refuses a reservation.
-const RING_BYTES: u32 = 64 << 20;
-/// Ring buffer bytes one event takes: the 64-byte `struct transport_event` plus the
-/// kernel's 8-byte record header.
-const RECORD_BYTES: u64 = 64 + 8;
 /// Channel capacity of the channel variants: a whole run, so the channel never
 /// overflows and what is measured is transport, not the drop policy for full channels.
 /// Its memory is allocated when the stream is created, before any timing starts.
@@ -194,15 +192,6 @@ impl Counter {
     }
 }
 
-/// The sequence number at the start of an event.
-#[inline]
-fn sequence(payload: &[u8]) -> Option<u64> {
-    payload
-        .get(..8)
-        .and_then(|bytes| bytes.try_into().ok())
-        .map(u64::from_ne_bytes)
-}
-
 /// The hand-written libbpf-rs consumer: a thread polling a `RingBuffer`.
 struct RawConsumer {
     stop: Arc<AtomicBool>,
@@ -294,10 +283,6 @@ fn reader<T: Send + 'static>(
             }
         })
         .map_err(|err| format!("cannot start the reader thread: {err}"))
-}
-
-fn decode_seq(payload: &[u8]) -> coolbpf::Result<u64> {
-    sequence(payload).ok_or_else(|| coolbpf::Error::Decode("short transport event".into()))
 }
 
 impl Consumer {
@@ -408,14 +393,6 @@ impl Run {
     }
 }
 
-/// Makes exactly `n` getppid syscalls from this thread.
-fn getppid_times(n: u64) {
-    for _ in 0..n {
-        // SAFETY: getppid has no preconditions and cannot fail.
-        unsafe { libc::getppid() };
-    }
-}
-
 /// Voluntary context switches of every thread of this process but `except`: the
 /// consumer's threads, since the producer (`except`) is the only other one.
 fn voluntary_switches_except(except: u32) -> Result<u64, String> {
@@ -440,27 +417,8 @@ fn voluntary_switches_except(except: u32) -> Result<u64, String> {
     Ok(total)
 }
 
-fn current_tid() -> u32 {
-    // SAFETY: gettid has no preconditions and cannot fail.
-    (unsafe { libc::gettid() }) as u32
-}
-
-/// The transport program, loaded and attached, counting this thread's getppid calls.
-fn load_object() -> Result<BpfObject, String> {
-    let mut object = ObjectBuilder::from_bytes(OBJECT)
-        .global("target_tid", &current_tid())
-        .global("target_syscall", &(libc::SYS_getppid as u32))
-        .max_entries("events", RING_BYTES)
-        .load()
-        .map_err(|err| err.to_string())?;
-    object
-        .attach_auto("transport")
-        .map_err(|err| err.to_string())?;
-    Ok(object)
-}
-
 fn measure(round: usize, variant: Variant, mode: Mode, events: u64) -> Result<Run, String> {
-    let mut object = load_object()?;
+    let mut object = transport_workload::load()?;
     let (counter, tally, done) = Counter::new(events);
     let (consumer, produce, span) = match mode {
         Mode::Live => {
@@ -511,15 +469,6 @@ fn baseline_rate(events: u64) -> f64 {
     let start = Instant::now();
     getppid_times(events);
     events as f64 / start.elapsed().as_secs_f64()
-}
-
-fn median(mut values: Vec<f64>) -> f64 {
-    values.sort_by(f64::total_cmp);
-    match values.len() {
-        0 => f64::NAN,
-        n if n % 2 == 1 => values[n / 2],
-        n => (values[n / 2 - 1] + values[n / 2]) / 2.0,
-    }
 }
 
 fn millions(rate: f64) -> String {

@@ -38,18 +38,17 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use coolbpf::stream::{Delivery, EventStream};
-use coolbpf::{Environment, ObjectBuilder};
+use coolbpf::Environment;
+use transport_workload::{decode_seq, getppid_times, median, OBJECT, RECORD_BYTES, RING_BYTES};
 
-/// The compiled `benches/bpf/transport.bpf.c`.
-static OBJECT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/transport.bpf.o"));
+#[path = "../transport_workload/mod.rs"]
+mod transport_workload;
 
 const EVENTS: u64 = 800_000;
 const ROUNDS: usize = 9;
 const SMOKE_EVENTS: u64 = 20_000;
 const SMOKE_ROUNDS: usize = 1;
-/// Ring bytes: a whole run fits (64-byte events plus 8-byte headers).
-const RING_BYTES: u32 = 64 << 20;
-const _: () = assert!(EVENTS * 72 <= RING_BYTES as u64);
+const _: () = assert!(EVENTS * RECORD_BYTES <= RING_BYTES as u64);
 const RUN_TIMEOUT: Duration = Duration::from_secs(20);
 
 #[derive(Debug, Clone, Copy)]
@@ -98,36 +97,18 @@ fn cpu_time(who: libc::c_int) -> Duration {
     time(usage.ru_utime) + time(usage.ru_stime)
 }
 
-fn current_tid() -> u32 {
-    // SAFETY: gettid has no preconditions and cannot fail.
-    (unsafe { libc::gettid() }) as u32
-}
-
 fn rust_run(events: u64) -> Result<Run, String> {
     let text = |e: coolbpf::Error| e.to_string();
-    let mut object = ObjectBuilder::from_bytes(OBJECT)
-        .global("target_tid", &current_tid())
-        .global("target_syscall", &(libc::SYS_getppid as u32))
-        .max_entries("events", RING_BYTES)
-        .load()
-        .map_err(text)?;
-    object.attach_auto("transport").map_err(text)?;
+    let mut object = transport_workload::load()?;
     let seen = Arc::new(AtomicU64::new(0));
     let out_of_order = Arc::new(AtomicU64::new(0));
     let (done_tx, done_rx) = crossbeam_channel::bounded::<Instant>(1);
     let (seen_cb, order_cb) = (Arc::clone(&seen), Arc::clone(&out_of_order));
     let (mut count, mut next_seq) = (0u64, 0u64);
-    let decode = |payload: &[u8]| {
-        payload
-            .get(..8)
-            .and_then(|b| b.try_into().ok())
-            .map(u64::from_ne_bytes)
-            .ok_or_else(|| coolbpf::Error::Decode("short event".into()))
-    };
     let mut stream = EventStream::ring_buffer(
         &object,
         "events",
-        decode,
+        decode_seq,
         Delivery::callback(move |seq: u64| {
             if seq != next_seq {
                 order_cb.fetch_add(1, Ordering::Relaxed);
@@ -143,10 +124,7 @@ fn rust_run(events: u64) -> Result<Run, String> {
     .map_err(text)?;
     let (process_cpu, thread_cpu) = (cpu_time(libc::RUSAGE_SELF), cpu_time(libc::RUSAGE_THREAD));
     let start = Instant::now();
-    for _ in 0..events {
-        // SAFETY: getppid has no preconditions and cannot fail.
-        unsafe { libc::getppid() };
-    }
+    getppid_times(events);
     let last = done_rx
         .recv_timeout(RUN_TIMEOUT)
         .unwrap_or_else(|_| Instant::now());
@@ -246,15 +224,6 @@ fn build_c(profile_dir: &Path) -> Result<(PathBuf, PathBuf), String> {
         "cc throughput.c",
     )?;
     Ok((binary, prefix.join("lib")))
-}
-
-fn median(mut values: Vec<f64>) -> f64 {
-    values.sort_by(f64::total_cmp);
-    match values.len() {
-        0 => f64::NAN,
-        n if n % 2 == 1 => values[n / 2],
-        n => (values[n / 2 - 1] + values[n / 2]) / 2.0,
-    }
 }
 
 fn main() {
