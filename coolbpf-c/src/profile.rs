@@ -3,7 +3,7 @@
 #![allow(non_camel_case_types)]
 
 use std::ffi::c_char;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime};
 
 use coolbpf_core::Environment;
 use coolbpf_probes::profile::{ProfileConfig, ProfileFormat, ProfileSession, SessionResult};
@@ -155,27 +155,11 @@ fn finish(profiler: coolbpf_profiler) -> CResult<coolbpf_profile> {
     let elapsed = profiler.started.elapsed();
     let event = profiler.session.profiler().event();
     let result = profiler.session.finish()?;
-    let mut pprof = PprofOptions::cpu(profiler.frequency);
-    pprof.time_nanos = profiler
-        .wall
-        .duration_since(UNIX_EPOCH)
-        .ok()
-        .and_then(|d| i64::try_from(d.as_nanos()).ok())
-        .unwrap_or(0);
-    pprof.duration_nanos = i64::try_from(elapsed.as_nanos()).unwrap_or(i64::MAX);
+    let pprof = PprofOptions::cpu(profiler.frequency).taken(profiler.wall, elapsed);
     let scope = profiler
         .pid
         .map_or_else(|| "all CPUs".to_owned(), |pid| format!("pid {pid}"));
-    let flamegraph = FlameGraphOptions {
-        title: "coolbpf profile".into(),
-        subtitle: Some(format!(
-            "{} samples of {scope} at {} Hz ({event}) over {:.1} s",
-            result.samples,
-            profiler.frequency,
-            elapsed.as_secs_f64()
-        )),
-        count_name: "samples".into(),
-    };
+    let flamegraph = result.flame_graph(&scope, profiler.frequency, event, elapsed);
     Ok(coolbpf_profile {
         magic: <coolbpf_profile as handle::Handle>::MAGIC,
         result,

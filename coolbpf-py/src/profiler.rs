@@ -8,15 +8,13 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime};
 
 use coolbpf_core::{Environment, Error, Record, StackSample};
 use coolbpf_probes::offcpu::StackTotals;
-use coolbpf_probes::profile::{
-    profile_from_records, stack_record, ProfileConfig, ProfileSession, NAME,
-};
+use coolbpf_probes::profile::{profile_from_records, ProfileConfig, ProfileSession};
 use coolbpf_probes::{ProbeOptions, ProbeSession};
-use coolbpf_symbolize::profile::{FlameGraphOptions, PprofOptions, ValueType};
+use coolbpf_symbolize::profile::{FlameGraphOptions, PprofOptions};
 use coolbpf_symbolize::SymbolizedProfile;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
@@ -80,13 +78,6 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-fn unix_nanos(time: SystemTime) -> i64 {
-    time.duration_since(UNIX_EPOCH)
-        .ok()
-        .and_then(|d| i64::try_from(d.as_nanos()).ok())
-        .unwrap_or(0)
-}
-
 impl PyProfiler {
     fn open(&self) -> Result<Mode, Error> {
         if let Some(pid) = self.pid {
@@ -131,15 +122,8 @@ impl PyProfiler {
         let mut profile = match mode {
             Mode::OnCpu(session) => {
                 let result = session.finish()?;
-                let mut pprof = PprofOptions::cpu(self.freq);
-                pprof.time_nanos = unix_nanos(running.wall);
-                pprof.duration_nanos = i64::try_from(elapsed.as_nanos()).unwrap_or(i64::MAX);
-                let records = result
-                    .profile
-                    .stacks()
-                    .iter()
-                    .map(|stack| stack_record(NAME, stack, result.last_sample_ns))
-                    .collect();
+                let pprof = PprofOptions::cpu(self.freq).taken(running.wall, elapsed);
+                let records = result.stack_records();
                 PyProfile {
                     samples: result.samples,
                     losses: serde_json::to_value(result.losses).unwrap_or_default(),
@@ -172,15 +156,8 @@ impl PyProfiler {
                     losses: serde_json::json!({"records_dropped": session.records_dropped()}),
                     profile: profile_from_records(&records),
                     records,
-                    pprof: PprofOptions {
-                        sample_type: ValueType::new("off-cpu", "microseconds"),
-                        ..PprofOptions::default()
-                    },
-                    flamegraph: FlameGraphOptions {
-                        title: "coolbpf off-CPU profile".into(),
-                        subtitle: None,
-                        count_name: "us".into(),
-                    },
+                    pprof: PprofOptions::off_cpu(),
+                    flamegraph: FlameGraphOptions::off_cpu(),
                 }
             }
         };

@@ -8,13 +8,15 @@
 //! list once per run instead of once per tick. Samples are kept aggregated (memory grows
 //! with distinct stacks, not with samples).
 
+use std::time::Duration;
+
 use coolbpf_core::stream::Losses;
-use coolbpf_core::Result;
-use coolbpf_symbolize::profile::{SymbolizeFailure, SymbolizedProfile};
+use coolbpf_core::{PerfEventKind, Result, StackSample};
+use coolbpf_symbolize::profile::{FlameGraphOptions, SymbolizeFailure, SymbolizedProfile};
 use coolbpf_symbolize::{Profile, Symbolizer};
 
 use super::resolve::StackResolver;
-use super::{ProfileConfig, Profiler};
+use super::{stack_record, ProfileConfig, Profiler, NAME};
 
 /// Heap bytes a profiler's symbolizer may keep in parsed files and DWARF units: enough
 /// for the hot binaries of a machine, small next to what it profiles.
@@ -50,6 +52,38 @@ pub struct SessionResult {
     pub losses: Losses,
     /// Address spaces that could not be symbolized (their addresses are `[unknown]`).
     pub failures: Vec<SymbolizeFailure>,
+}
+
+impl SessionResult {
+    /// The profile's stacks as the data model's stack records (probe `profile`, stamped
+    /// with the last sample's time).
+    pub fn stack_records(&self) -> Vec<StackSample> {
+        self.profile
+            .stacks()
+            .iter()
+            .map(|stack| stack_record(NAME, stack, self.last_sample_ns))
+            .collect()
+    }
+
+    /// The flame graph labels of this profile of `scope` (`all CPUs`, `pid 42`), sampled
+    /// on `event` at `frequency` Hz for `elapsed`.
+    pub fn flame_graph(
+        &self,
+        scope: &str,
+        frequency: u64,
+        event: PerfEventKind,
+        elapsed: Duration,
+    ) -> FlameGraphOptions {
+        FlameGraphOptions {
+            title: "coolbpf profile".into(),
+            subtitle: Some(format!(
+                "{} samples of {scope} at {frequency} Hz ({event}) over {:.1} s",
+                self.samples,
+                elapsed.as_secs_f64()
+            )),
+            count_name: "samples".into(),
+        }
+    }
 }
 
 impl ProfileSession {

@@ -27,6 +27,17 @@ impl Default for FlameGraphOptions {
     }
 }
 
+impl FlameGraphOptions {
+    /// The labels of an off-CPU profile, whose counts are microseconds.
+    pub fn off_cpu() -> Self {
+        Self {
+            title: "coolbpf off-CPU profile".into(),
+            subtitle: None,
+            count_name: "us".into(),
+        }
+    }
+}
+
 impl SymbolizedProfile {
     /// Writes a flame graph SVG of the [folded stacks](Self::folded_lines). Kernel frames
     /// are drawn orange and shown without their `_[k]` suffix (flamegraph.pl's `java`

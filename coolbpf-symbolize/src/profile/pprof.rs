@@ -2,6 +2,7 @@
 //! pprof` reads it.
 
 use std::io::{self, Write};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use flate2::write::GzEncoder;
 use flate2::Compression;
@@ -77,6 +78,27 @@ impl PprofOptions {
             ..Self::default()
         }
     }
+
+    /// Options for an off-CPU profile: weights are microseconds off CPU.
+    pub fn off_cpu() -> Self {
+        Self {
+            sample_type: ValueType::new("off-cpu", "microseconds"),
+            ..Self::default()
+        }
+    }
+
+    /// These options for a profile taken at `at` (wall clock) over `duration`. A time
+    /// before the Unix epoch stays unknown (0); a duration too long for i64 ns saturates.
+    #[must_use]
+    pub fn taken(mut self, at: SystemTime, duration: Duration) -> Self {
+        self.time_nanos = at
+            .duration_since(UNIX_EPOCH)
+            .ok()
+            .and_then(|since| i64::try_from(since.as_nanos()).ok())
+            .unwrap_or(0);
+        self.duration_nanos = i64::try_from(duration.as_nanos()).unwrap_or(i64::MAX);
+        self
+    }
 }
 
 /// A mapped binary in an address space, for pprof's mapping table.
@@ -151,5 +173,36 @@ impl SymbolizedProfile {
         self.write_pprof(options, &mut bytes)
             .expect("writing to a Vec cannot fail");
         bytes
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn taken_stamps_the_wall_time_and_duration() {
+        let at = UNIX_EPOCH + Duration::from_secs(5);
+        let options = PprofOptions::cpu(99).taken(at, Duration::from_millis(1500));
+        assert_eq!(options.time_nanos, 5_000_000_000);
+        assert_eq!(options.duration_nanos, 1_500_000_000);
+        assert_eq!(options.period, PprofOptions::cpu(99).period);
+        let before_epoch = UNIX_EPOCH - Duration::from_secs(1);
+        assert_eq!(
+            PprofOptions::off_cpu()
+                .taken(before_epoch, Duration::MAX)
+                .time_nanos,
+            0
+        );
+        assert_eq!(
+            PprofOptions::off_cpu()
+                .taken(at, Duration::MAX)
+                .duration_nanos,
+            i64::MAX
+        );
+        assert_eq!(
+            PprofOptions::off_cpu().sample_type,
+            ValueType::new("off-cpu", "microseconds")
+        );
     }
 }

@@ -11,12 +11,12 @@ mod output;
 mod progress;
 
 use std::path::PathBuf;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime};
 
 use clap::Args;
 use coolbpf_core::{labels, Environment, Error, Metric, Result};
-use coolbpf_probes::profile::{stack_record, ProfileConfig, ProfileSession, SessionResult, NAME};
-use coolbpf_symbolize::profile::{AddressSpace, FlameGraphOptions, PprofOptions};
+use coolbpf_probes::profile::{ProfileConfig, ProfileSession, SessionResult, NAME};
+use coolbpf_symbolize::profile::{AddressSpace, PprofOptions};
 
 use crate::signal;
 use output::{Output, OutputFormat, Rendered};
@@ -111,19 +111,8 @@ pub fn run(args: &ProfileArgs) -> Result<()> {
     let result = session.finish()?;
     waited?;
     warn(&result);
-    let mut pprof = PprofOptions::cpu(config.frequency);
-    pprof.time_nanos = unix_nanos(wall);
-    pprof.duration_nanos = i64::try_from(elapsed.as_nanos()).unwrap_or(i64::MAX);
-    let flamegraph = FlameGraphOptions {
-        title: "coolbpf profile".into(),
-        subtitle: Some(format!(
-            "{} samples of {scope} at {} Hz ({event}) over {:.1} s",
-            result.samples,
-            config.frequency,
-            elapsed.as_secs_f64()
-        )),
-        count_name: "samples".into(),
-    };
+    let pprof = PprofOptions::cpu(config.frequency).taken(wall, elapsed);
+    let flamegraph = result.flame_graph(&scope, config.frequency, event, elapsed);
     let mut metrics = vec![Metric::counter(
         NAME,
         "samples_total",
@@ -131,12 +120,7 @@ pub fn run(args: &ProfileArgs) -> Result<()> {
         result.samples,
     )];
     metrics.extend(result.losses.to_metrics(NAME));
-    let records = result
-        .profile
-        .stacks()
-        .iter()
-        .map(|stack| stack_record(NAME, stack, result.last_sample_ns))
-        .collect();
+    let records = result.stack_records();
     let rendered = Rendered {
         profile: &result.profile,
         records,
@@ -145,13 +129,6 @@ pub fn run(args: &ProfileArgs) -> Result<()> {
         flamegraph,
     };
     output.write(args.format, &rendered)
-}
-
-fn unix_nanos(time: SystemTime) -> i64 {
-    time.duration_since(UNIX_EPOCH)
-        .ok()
-        .and_then(|d| i64::try_from(d.as_nanos()).ok())
-        .unwrap_or(0)
 }
 
 /// Says on stderr what the profile is missing, if anything.

@@ -13,7 +13,7 @@ use coolbpf_core::{
 use coolbpf_probes::offcpu::StackTotals;
 use coolbpf_probes::profile::profile_from_records;
 use coolbpf_probes::{find, ProbeOptions};
-use coolbpf_symbolize::profile::{FlameGraphOptions, PprofOptions, ValueType};
+use coolbpf_symbolize::profile::{FlameGraphOptions, PprofOptions};
 
 use super::output::{Output, Rendered};
 use super::progress::{self, Progress};
@@ -85,15 +85,8 @@ pub fn run(args: &ProfileArgs, duration: Option<Duration>) -> Result<()> {
         profile: &profile,
         records,
         metrics,
-        pprof: PprofOptions {
-            sample_type: ValueType::new("off-cpu", "microseconds"),
-            ..PprofOptions::default()
-        },
-        flamegraph: FlameGraphOptions {
-            title: "coolbpf off-CPU profile".into(),
-            subtitle: None,
-            count_name: "us".into(),
-        },
+        pprof: PprofOptions::off_cpu(),
+        flamegraph: FlameGraphOptions::off_cpu(),
     };
     output.write(format, &rendered)
 }
