@@ -26,7 +26,7 @@ import os
 import time
 from typing import Any, Dict, Iterable, Iterator, List, Mapping, Optional, Union
 
-from . import _native
+from . import _native, errors
 from ._native import Map, Profile, RingBuffer, Symbolizer
 from .errors import (
     BpfError,
@@ -54,17 +54,7 @@ __all__ = [
     "Map",
     "RingBuffer",
     "Symbolizer",
-    "Error",
-    "PermissionDeniedError",
-    "UnsupportedError",
-    "InvalidArgumentError",
-    "NotFoundError",
-    "IoError",
-    "BpfError",
-    "DecodeError",
-    "PluginError",
-    "ClosedError",
-    "CompileError",
+    *errors.__all__,
 ]
 
 Record = Dict[str, Any]
