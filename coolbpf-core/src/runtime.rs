@@ -286,9 +286,7 @@ impl Runtime {
     /// another thread know that a stopped plugin's last records are there. Returns
     /// whether that point was reached in time (always, once the runtime shut down).
     pub fn wait_delivered(&self, timeout: Duration) -> bool {
-        let deadline = Instant::now()
-            .checked_add(timeout)
-            .unwrap_or_else(|| Instant::now() + Duration::from_secs(86_400));
+        let deadline = deadline_after(timeout);
         match self.emitter.send_delivered_marker(deadline) {
             Ok(answered) => answered.recv_deadline(deadline).is_ok(),
             Err(sink_thread_gone) => sink_thread_gone,
@@ -685,6 +683,14 @@ impl Worker {
             stop_result,
         }
     }
+}
+
+/// The instant `timeout` from now, or one no wait reaches when that is past what
+/// `Instant` can hold (`Duration::MAX` means "wait for as long as it takes").
+pub fn deadline_after(timeout: Duration) -> Instant {
+    let now = Instant::now();
+    now.checked_add(timeout)
+        .unwrap_or_else(|| now + Duration::from_secs(86_400 * 365))
 }
 
 /// The running sink thread.

@@ -31,8 +31,9 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use coolbpf_core::runtime::deadline_after;
 use coolbpf_core::{Environment, Error, PluginId, PluginStatus, Record, Result, Runtime, Sink};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError};
 
@@ -173,9 +174,7 @@ impl ProbeSession {
             out.push(record);
         } else {
             self.failure()?;
-            let deadline = Instant::now()
-                .checked_add(timeout)
-                .unwrap_or_else(far_future);
+            let deadline = deadline_after(timeout);
             match self.records.recv_deadline(deadline) {
                 Ok(record) => out.push(record),
                 Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => {
@@ -220,11 +219,6 @@ impl Drop for ProbeSession {
         // Errors were already reported through the status; a drop cannot return them.
         let _ = self.runtime.shutdown();
     }
-}
-
-/// A deadline no wait reaches (`Instant` cannot be built from "never").
-fn far_future() -> Instant {
-    Instant::now() + Duration::from_secs(86_400 * 365)
 }
 
 /// The runtime's sink for a session: never blocks the runtime, counts what it drops.
