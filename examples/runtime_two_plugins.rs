@@ -23,9 +23,9 @@ use std::error::Error;
 use std::process::{Command, ExitCode};
 use std::time::{Duration, Instant};
 
-use coolbpf::probes::{self, ProbeOptions};
+use coolbpf::probes::ProbeOptions;
 use coolbpf::sink::JsonLinesSink;
-use coolbpf::{Environment, PluginInfo, Runtime, Sink};
+use coolbpf::{Environment, PluginInfo, Runtime, Sink, CATALOGUE};
 
 /// How long to run when no argument is given.
 const DEFAULT_SECONDS: u64 = 3;
@@ -44,9 +44,10 @@ pub fn run_two_plugins(
     // Fails with the missing capability named, rather than a bare EPERM from the load.
     Environment::prepare()?;
     let mut runtime = Runtime::builder().interval(INTERVAL).sink(sink).build()?;
-    let syscount =
-        probes::find("syscount")?.create(&ProbeOptions::new().with_pid(std::process::id()))?;
-    let execsnoop = probes::find("execsnoop")?.create(&ProbeOptions::new())?;
+    let syscount = CATALOGUE
+        .find("syscount")?
+        .create(&ProbeOptions::new().with_pid(std::process::id()))?;
+    let execsnoop = CATALOGUE.find("execsnoop")?.create(&ProbeOptions::new())?;
     runtime.add(syscount)?;
     runtime.add(execsnoop)?;
     // One plugin failing to start leaves the other running; the error still ends the

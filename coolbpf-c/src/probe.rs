@@ -116,7 +116,7 @@ pub unsafe extern "C" fn coolbpf_probe_open(
         } else {
             Duration::from_millis(interval_ms)
         };
-        let session = ProbeSession::open(name, &options, interval)?;
+        let session = ProbeSession::open(coolbpf_gpu::CATALOGUE.find(name)?, &options, interval)?;
         // SAFETY: `out` is writable by the caller's promise.
         unsafe {
             handle::hand_out(
@@ -318,7 +318,7 @@ struct Catalogue {
 fn catalogue() -> &'static Catalogue {
     static CATALOGUE: OnceLock<Catalogue> = OnceLock::new();
     CATALOGUE.get_or_init(|| {
-        let probes = coolbpf_probes::probes();
+        let probes: Vec<_> = coolbpf_gpu::CATALOGUE.probes().collect();
         Catalogue {
             names: probes.iter().map(|p| c_string(p.name)).collect(),
             descriptions: probes.iter().map(|p| c_string(p.description)).collect(),

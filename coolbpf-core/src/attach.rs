@@ -78,6 +78,9 @@ pub enum AttachTarget {
         pid: Option<i32>,
         /// Fire on return instead of entry.
         retprobe: bool,
+        /// The value `bpf_get_attach_cookie()` returns in the program (kernels since
+        /// 5.15), so that one program can serve many functions and tell them apart.
+        cookie: u64,
     },
     /// A USDT probe point.
     Usdt {
@@ -123,6 +126,7 @@ impl AttachTarget {
             offset: 0,
             pid: None,
             retprobe: false,
+            cookie: 0,
         }
     }
 
@@ -153,10 +157,12 @@ impl AttachTarget {
                 offset,
                 pid,
                 retprobe,
+                cookie,
             } => {
                 let binary = resolve_library(binary)?;
                 let opts = UprobeOpts {
                     retprobe: *retprobe,
+                    cookie: *cookie,
                     func_name: symbol.clone(),
                     ..Default::default()
                 };
@@ -393,6 +399,7 @@ fn parse_uprobe(rest: &str, retprobe: bool) -> Option<AttachTarget> {
         offset,
         pid: None,
         retprobe,
+        cookie: 0,
     })
 }
 

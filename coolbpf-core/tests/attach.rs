@@ -100,6 +100,7 @@ fn uprobe_by_file_offset_counts_every_call() {
         offset,
         pid: None,
         retprobe: false,
+        cookie: 0,
     };
     object
         .attach("on_uprobe", &target)

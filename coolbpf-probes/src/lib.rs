@@ -50,5 +50,5 @@ pub mod softirqs;
 pub mod syscount;
 
 pub use options::{OptionSpec, ProbeOptions};
-pub use registry::{find, probes, Availability, Category, ProbeInfo};
+pub use registry::{Availability, Catalogue, Category, ProbeInfo, CATALOGUE};
 pub use session::ProbeSession;

@@ -19,6 +19,8 @@ pub enum Category {
     Sched,
     /// CPU usage and profiling.
     Cpu,
+    /// GPUs, their drivers and the libraries that drive them (CUDA, NCCL, NVML).
+    Gpu,
 }
 
 /// One registry entry.
@@ -37,7 +39,17 @@ pub struct ProbeInfo {
     pub requires: &'static [&'static [&'static str]],
     /// Options it accepts besides `--pid`.
     pub options: &'static [OptionSpec],
-    create: fn(&ProbeOptions) -> Result<Box<dyn Plugin>>,
+    /// What the host itself must have besides kernel features (a library, a device):
+    /// `Err` says what is missing. [`host_ready`] for probes that need nothing more.
+    pub host: fn() -> std::result::Result<(), String>,
+    /// Makes its plugin from options; [`ProbeInfo::create`] checks and calls it.
+    pub factory: fn(&ProbeOptions) -> Result<Box<dyn Plugin>>,
+}
+
+/// The [`ProbeInfo::host`] check of probes that need nothing from the host but kernel
+/// features.
+pub fn host_ready() -> std::result::Result<(), String> {
+    Ok(())
 }
 
 impl std::fmt::Debug for ProbeInfo {
@@ -60,12 +72,12 @@ pub struct Availability {
 impl ProbeInfo {
     /// Makes the probe's plugin with `options` (checked against [`Self::options`]).
     pub fn create(&self, options: &ProbeOptions) -> Result<Box<dyn Plugin>> {
-        (self.create)(options)
+        (self.factory)(options)
     }
 
-    /// Whether `features` has what this probe needs.
+    /// Whether `features` and this host have what this probe needs.
     pub fn availability(&self, features: &Features) -> Availability {
-        let missing: Vec<String> = self
+        let mut missing: Vec<String> = self
             .requires
             .iter()
             .filter(|group| {
@@ -81,6 +93,9 @@ impl ProbeInfo {
                 reasons.join("; ")
             })
             .collect();
+        if let Err(reason) = (self.host)() {
+            missing.push(reason);
+        }
         Availability {
             available: missing.is_empty(),
             reason: (!missing.is_empty()).then(|| missing.join("; ")),
@@ -90,7 +105,8 @@ impl ProbeInfo {
 
 const SYSCALL_HOOKS: &[&str] = &["tp_btf", "raw_tp", "tracepoint"];
 
-static REGISTRY: &[ProbeInfo] = &[
+/// This crate's probes (the CPU side of the catalogue).
+pub const PROBES: &[ProbeInfo] = &[
     ProbeInfo {
         name: syscount::NAME,
         category: Category::Syscalls,
@@ -98,7 +114,8 @@ static REGISTRY: &[ProbeInfo] = &[
         hooks: &["raw_syscalls:sys_enter"],
         requires: &[SYSCALL_HOOKS],
         options: syscount::OPTIONS,
-        create: |options| {
+        host: host_ready,
+        factory: |options| {
             Ok(Box::new(syscount::SyscountPlugin::new(
                 syscount::SyscountConfig::from_options(options)?,
             )))
@@ -111,7 +128,8 @@ static REGISTRY: &[ProbeInfo] = &[
         hooks: &["sched:sched_process_exec"],
         requires: &[SYSCALL_HOOKS, &["ringbuf"]],
         options: execsnoop::OPTIONS,
-        create: |options| {
+        host: host_ready,
+        factory: |options| {
             Ok(Box::new(execsnoop::ExecsnoopPlugin::new(
                 execsnoop::ExecsnoopConfig::from_options(options)?,
             )))
@@ -128,7 +146,8 @@ static REGISTRY: &[ProbeInfo] = &[
         ],
         requires: &[SYSCALL_HOOKS],
         options: crate::runqlat::OPTIONS,
-        create: |options| {
+        host: host_ready,
+        factory: |options| {
             Ok(Box::new(crate::runqlat::RunqlatPlugin::new(
                 crate::runqlat::RunqlatConfig::from_options(options)?,
             )))
@@ -141,7 +160,8 @@ static REGISTRY: &[ProbeInfo] = &[
         hooks: &["sched:sched_switch"],
         requires: &[SYSCALL_HOOKS],
         options: crate::cpudist::OPTIONS,
-        create: |options| {
+        host: host_ready,
+        factory: |options| {
             Ok(Box::new(crate::cpudist::CpudistPlugin::new(
                 crate::cpudist::CpudistConfig::from_options(options)?,
             )))
@@ -158,7 +178,8 @@ static REGISTRY: &[ProbeInfo] = &[
         ],
         requires: &[SYSCALL_HOOKS, &["ringbuf"]],
         options: crate::runqslower::OPTIONS,
-        create: |options| {
+        host: host_ready,
+        factory: |options| {
             Ok(Box::new(crate::runqslower::RunqslowerPlugin::new(
                 crate::runqslower::RunqslowerConfig::from_options(options)?,
             )))
@@ -171,7 +192,8 @@ static REGISTRY: &[ProbeInfo] = &[
         hooks: &["sched:sched_switch"],
         requires: &[SYSCALL_HOOKS, &["stack_trace_map"]],
         options: crate::offcpu::OPTIONS,
-        create: |options| {
+        host: host_ready,
+        factory: |options| {
             Ok(Box::new(crate::offcpu::OffCpuPlugin::new(
                 crate::offcpu::OffCpuConfig::from_options(options)?,
             )))
@@ -184,7 +206,8 @@ static REGISTRY: &[ProbeInfo] = &[
         hooks: &["irq:irq_handler_entry", "irq:irq_handler_exit"],
         requires: &[SYSCALL_HOOKS],
         options: crate::hardirqs::OPTIONS,
-        create: |options| {
+        host: host_ready,
+        factory: |options| {
             Ok(Box::new(crate::hardirqs::HardirqsPlugin::new(
                 crate::hardirqs::HardirqsConfig::from_options(options)?,
             )))
@@ -197,7 +220,8 @@ static REGISTRY: &[ProbeInfo] = &[
         hooks: &["irq:softirq_entry", "irq:softirq_exit"],
         requires: &[SYSCALL_HOOKS],
         options: crate::softirqs::OPTIONS,
-        create: |options| {
+        host: host_ready,
+        factory: |options| {
             Ok(Box::new(crate::softirqs::SoftirqsPlugin::new(
                 crate::softirqs::SoftirqsConfig::from_options(options)?,
             )))
@@ -220,7 +244,8 @@ static REGISTRY: &[ProbeInfo] = &[
             &["ringbuf"],
         ],
         options: crate::nosched::OPTIONS,
-        create: |options| {
+        host: host_ready,
+        factory: |options| {
             Ok(Box::new(crate::nosched::NoschedPlugin::new(
                 crate::nosched::NoschedConfig::from_options(options)?,
             )))
@@ -233,7 +258,8 @@ static REGISTRY: &[ProbeInfo] = &[
         hooks: &["perf_event:cpu-clock", "perf_event:cycles"],
         requires: &[&["perf_event_software"], &["bpf_get_stack"], &["ringbuf"]],
         options: crate::profile::OPTIONS,
-        create: |options| {
+        host: host_ready,
+        factory: |options| {
             Ok(Box::new(crate::profile::ProfilePlugin::new(
                 crate::profile::ProfileConfig::from_options(options)?,
             )))
@@ -241,21 +267,38 @@ static REGISTRY: &[ProbeInfo] = &[
     },
 ];
 
-/// Every probe in the catalogue.
-pub fn probes() -> &'static [ProbeInfo] {
-    REGISTRY
+/// A catalogue: the probes of one or more crates, searched in order. This crate's alone
+/// is [`CATALOGUE`]; `coolbpf_gpu::CATALOGUE` adds the GPU probes, and is the one the
+/// faces (the command, Python, C) offer.
+#[derive(Debug, Clone, Copy)]
+pub struct Catalogue {
+    parts: &'static [&'static [ProbeInfo]],
 }
 
-/// The probe called `name`; the error lists the known names.
-pub fn find(name: &str) -> Result<&'static ProbeInfo> {
-    REGISTRY
-        .iter()
-        .find(|p| p.name == name)
-        .ok_or_else(|| Error::NotFound {
-            what: "probe",
-            name: name.to_owned(),
-            known: REGISTRY.iter().map(|p| p.name.to_owned()).collect(),
-        })
+/// The probes of this crate, as a catalogue.
+pub const CATALOGUE: Catalogue = Catalogue::new(&[PROBES]);
+
+impl Catalogue {
+    /// The probes of `parts`, in order; a name must not appear twice.
+    pub const fn new(parts: &'static [&'static [ProbeInfo]]) -> Self {
+        Self { parts }
+    }
+
+    /// Every probe, in catalogue order.
+    pub fn probes(&self) -> impl Iterator<Item = &'static ProbeInfo> {
+        self.parts.iter().flat_map(|part| part.iter())
+    }
+
+    /// The probe called `name`; the error lists the known names.
+    pub fn find(&self, name: &str) -> Result<&'static ProbeInfo> {
+        self.probes()
+            .find(|p| p.name == name)
+            .ok_or_else(|| Error::NotFound {
+                what: "probe",
+                name: name.to_owned(),
+                known: self.probes().map(|p| p.name.to_owned()).collect(),
+            })
+    }
 }
 
 #[cfg(test)]
@@ -264,11 +307,14 @@ mod tests {
 
     #[test]
     fn names_are_unique_and_found() {
-        for probe in probes() {
-            assert_eq!(find(probe.name).unwrap().name, probe.name);
-            assert_eq!(probes().iter().filter(|p| p.name == probe.name).count(), 1);
+        for probe in CATALOGUE.probes() {
+            assert_eq!(CATALOGUE.find(probe.name).unwrap().name, probe.name);
+            assert_eq!(
+                CATALOGUE.probes().filter(|p| p.name == probe.name).count(),
+                1
+            );
         }
-        let err = find("nope").unwrap_err();
+        let err = CATALOGUE.find("nope").unwrap_err();
         assert!(
             err.to_string().contains("syscount") && err.to_string().contains("execsnoop"),
             "{err}"
@@ -277,7 +323,8 @@ mod tests {
 
     #[test]
     fn unknown_options_are_rejected_before_loading() {
-        let err = find("syscount")
+        let err = CATALOGUE
+            .find("syscount")
             .unwrap()
             .create(&ProbeOptions::new().with("bogus", "1"))
             .err()

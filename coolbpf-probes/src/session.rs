@@ -15,11 +15,11 @@
 //!
 //! ```no_run
 //! use std::time::Duration;
-//! use coolbpf_probes::{ProbeOptions, ProbeSession};
+//! use coolbpf_probes::{ProbeOptions, ProbeSession, CATALOGUE};
 //!
 //! # fn main() -> coolbpf_core::Result<()> {
 //! let options = ProbeOptions::new().with("per", "cpu");
-//! let mut session = ProbeSession::open("runqlat", &options, Duration::from_secs(1))?;
+//! let mut session = ProbeSession::open(CATALOGUE.find("runqlat")?, &options, Duration::from_secs(1))?;
 //! session.start()?;
 //! std::thread::sleep(Duration::from_secs(2));
 //! session.stop()?;
@@ -37,7 +37,7 @@ use coolbpf_core::runtime::deadline_after;
 use coolbpf_core::{Environment, Error, PluginId, PluginStatus, Record, Result, Runtime, Sink};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError};
 
-use crate::{find, ProbeInfo, ProbeOptions};
+use crate::{ProbeInfo, ProbeOptions};
 
 /// Records a session holds for its caller before it starts dropping (and counting) them.
 pub const DEFAULT_QUEUE_CAPACITY: usize = 65_536;
@@ -67,16 +67,20 @@ impl std::fmt::Debug for ProbeSession {
 }
 
 impl ProbeSession {
-    /// Creates probe `name` with `options`, emitting its records every `interval` once
-    /// started. Nothing touches the kernel yet: an unknown probe or a bad option fails
-    /// here ([`Error::NotFound`], [`Error::InvalidArgument`]).
-    pub fn open(name: &str, options: &ProbeOptions, interval: Duration) -> Result<Self> {
-        Self::with_capacity(name, options, interval, DEFAULT_QUEUE_CAPACITY)
+    /// Creates `probe` (found in a [`Catalogue`](crate::Catalogue)) with `options`,
+    /// emitting its records every `interval` once started. Nothing touches the kernel
+    /// yet: a bad option fails here ([`Error::InvalidArgument`]).
+    pub fn open(
+        probe: &'static ProbeInfo,
+        options: &ProbeOptions,
+        interval: Duration,
+    ) -> Result<Self> {
+        Self::with_capacity(probe, options, interval, DEFAULT_QUEUE_CAPACITY)
     }
 
     /// [`open`](Self::open) with a queue of `capacity` records.
     pub fn with_capacity(
-        name: &str,
+        probe: &'static ProbeInfo,
         options: &ProbeOptions,
         interval: Duration,
         capacity: usize,
@@ -91,7 +95,6 @@ impl ProbeSession {
                 "the record queue needs room for at least one record".into(),
             ));
         }
-        let probe = find(name)?;
         if let Some(pid) = options.pid {
             Environment::require_process(pid)?;
         }
@@ -244,25 +247,25 @@ impl Sink for QueueSink {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::CATALOGUE;
 
-    #[test]
-    fn unknown_probe_is_not_found() {
-        let err =
-            ProbeSession::open("nope", &ProbeOptions::new(), Duration::from_secs(1)).unwrap_err();
-        assert!(matches!(err, Error::NotFound { .. }), "{err}");
+    fn probe(name: &str) -> &'static ProbeInfo {
+        CATALOGUE.find(name).unwrap()
     }
 
     #[test]
     fn bad_option_is_invalid_argument() {
         let options = ProbeOptions::new().with("no_such_option", "1");
-        let err = ProbeSession::open("runqlat", &options, Duration::from_secs(1)).unwrap_err();
+        let err =
+            ProbeSession::open(probe("runqlat"), &options, Duration::from_secs(1)).unwrap_err();
         assert!(matches!(err, Error::InvalidArgument(_)), "{err}");
     }
 
     #[test]
     fn missing_pid_is_not_found() {
         let options = ProbeOptions::new().with_pid(u32::MAX - 1);
-        let err = ProbeSession::open("syscount", &options, Duration::from_secs(1)).unwrap_err();
+        let err =
+            ProbeSession::open(probe("syscount"), &options, Duration::from_secs(1)).unwrap_err();
         assert!(
             matches!(
                 err,
@@ -278,9 +281,10 @@ mod tests {
     #[test]
     fn zero_interval_and_capacity_are_refused() {
         let options = ProbeOptions::new();
-        assert!(ProbeSession::open("runqlat", &options, Duration::ZERO).is_err());
+        assert!(ProbeSession::open(probe("runqlat"), &options, Duration::ZERO).is_err());
         assert!(
-            ProbeSession::with_capacity("runqlat", &options, Duration::from_secs(1), 0).is_err()
+            ProbeSession::with_capacity(probe("runqlat"), &options, Duration::from_secs(1), 0)
+                .is_err()
         );
     }
 

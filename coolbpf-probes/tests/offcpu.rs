@@ -242,7 +242,8 @@ fn plugin_emits_symbolized_stacks_for_the_watched_process() {
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
     let sleeper = Sleeper::spawn();
-    let plugin = coolbpf_probes::find("offcpu")
+    let plugin = coolbpf_probes::CATALOGUE
+        .find("offcpu")
         .expect("registered")
         .create(
             &ProbeOptions::new()

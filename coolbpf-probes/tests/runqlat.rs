@@ -238,7 +238,8 @@ fn plugin_emits_histograms_per_cpu_and_the_switch_counter() {
     let _serial = SERIAL
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
-    let plugin = coolbpf_probes::find("runqlat")
+    let plugin = coolbpf_probes::CATALOGUE
+        .find("runqlat")
         .expect("registered")
         .create(&ProbeOptions::new().with("per", "cpu"))
         .expect("plugin");

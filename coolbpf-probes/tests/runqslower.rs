@@ -175,7 +175,8 @@ fn plugin_emits_events_for_a_watched_process_only() {
     let options = ProbeOptions::new()
         .with_pid(std::process::id())
         .with("min_us", "1000");
-    let plugin = coolbpf_probes::find("runqslower")
+    let plugin = coolbpf_probes::CATALOGUE
+        .find("runqslower")
         .expect("registered")
         .create(&options)
         .expect("plugin");

@@ -98,7 +98,8 @@ fn plugin_emits_syscalls_total_records_through_the_runtime() {
     const CALLS: u64 = 250;
     let child = Child::spawn(CALLS);
     let options = ProbeOptions::new().with_pid(child.pid as u32);
-    let plugin = coolbpf_probes::find("syscount")
+    let plugin = coolbpf_probes::CATALOGUE
+        .find("syscount")
         .expect("registered")
         .create(&options)
         .expect("plugin");
@@ -150,8 +151,12 @@ fn session_polls_the_exact_count_after_stop() {
     const CALLS: u64 = 321;
     let child = Child::spawn(CALLS);
     let options = ProbeOptions::new().with_pid(child.pid as u32);
-    let mut session =
-        ProbeSession::open("syscount", &options, Duration::from_secs(60)).expect("open");
+    let mut session = ProbeSession::open(
+        coolbpf_probes::CATALOGUE.find("syscount").unwrap(),
+        &options,
+        Duration::from_secs(60),
+    )
+    .expect("open");
     session.start().expect("start");
     assert!(session.is_running());
     child.run_to_exit();

@@ -86,7 +86,7 @@ pub fn probes(py: Python<'_>) -> PyResult<Bound<'_, PyList>> {
         coolbpf_core::Features::detect()
     });
     let list = PyList::empty(py);
-    for probe in coolbpf_probes::probes() {
+    for probe in coolbpf_gpu::CATALOGUE.probes() {
         let dict = PyDict::new(py);
         dict.set_item("name", probe.name)?;
         dict.set_item("category", convert::to_py(py, &probe.category)?)?;

@@ -53,8 +53,13 @@ impl PyProbeSession {
         for (key, value) in &options {
             probe_options = probe_options.with(key, value);
         }
-        let session =
-            ProbeSession::with_capacity(name, &probe_options, interval, capacity).py_err()?;
+        let session = ProbeSession::with_capacity(
+            coolbpf_gpu::CATALOGUE.find(name).py_err()?,
+            &probe_options,
+            interval,
+            capacity,
+        )
+        .py_err()?;
         Ok(Self {
             name: session.probe().name.to_owned(),
             session: Mutex::new(Some(session)),

@@ -90,7 +90,8 @@ impl PyProfiler {
             if !self.debug_info {
                 options = options.with("debug_info", "false");
             }
-            let mut session = ProbeSession::open("offcpu", &options, TICK)?;
+            let mut session =
+                ProbeSession::open(coolbpf_gpu::CATALOGUE.find("offcpu")?, &options, TICK)?;
             session.start()?;
             Ok(Mode::OffCpu {
                 session,

@@ -1,7 +1,8 @@
 //! `coolbpf list [--json]`.
 
 use coolbpf_core::Features;
-use coolbpf_probes::{probes, Availability};
+use coolbpf_gpu::CATALOGUE;
+use coolbpf_probes::Availability;
 use serde_json::json;
 
 /// Prints the probe registry with each probe's availability on this kernel.
@@ -17,7 +18,7 @@ pub fn run(json: bool) {
         },
     };
     if json {
-        for probe in probes() {
+        for probe in CATALOGUE.probes() {
             let available = availability(probe);
             let options: Vec<_> = probe
                 .options
@@ -41,7 +42,7 @@ pub fn run(json: bool) {
         "{:<12} {:<10} {:<10} DESCRIPTION",
         "PROBE", "CATEGORY", "AVAILABLE"
     );
-    for probe in probes() {
+    for probe in CATALOGUE.probes() {
         let available = availability(probe);
         let category = serde_json::to_value(probe.category).ok();
         let category = category.as_ref().and_then(|c| c.as_str()).unwrap_or("-");

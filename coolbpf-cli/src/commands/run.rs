@@ -6,7 +6,8 @@ use clap::Args;
 use coolbpf_core::sink::json::JsonLinesSink;
 use coolbpf_core::sink::text::TextSink;
 use coolbpf_core::{Environment, Error, PluginStatus, Result, Runtime, Sink};
-use coolbpf_probes::{find, ProbeOptions};
+use coolbpf_gpu::CATALOGUE;
+use coolbpf_probes::ProbeOptions;
 
 use crate::signal;
 
@@ -45,7 +46,7 @@ fn seconds(name: &str, value: f64) -> Result<Duration> {
 
 /// Runs the probe until the duration ends or a signal arrives.
 pub fn run(args: &RunArgs) -> Result<()> {
-    let probe = find(&args.probe)?;
+    let probe = CATALOGUE.find(&args.probe)?;
     let mut options = ProbeOptions::new();
     options.pid = args.pid;
     for pair in &args.opts {

@@ -10,9 +10,10 @@ use coolbpf_core::sink::MemorySink;
 use coolbpf_core::{
     Environment, Error, Features, Metric, PluginStatus, Record, Result, Runtime, StackSample,
 };
+use coolbpf_gpu::CATALOGUE;
 use coolbpf_probes::offcpu::StackTotals;
 use coolbpf_probes::profile::profile_from_records;
-use coolbpf_probes::{find, ProbeOptions};
+use coolbpf_probes::ProbeOptions;
 use coolbpf_symbolize::profile::{FlameGraphOptions, PprofOptions};
 
 use super::output::{Output, Rendered};
@@ -26,7 +27,7 @@ const PROBE: &str = "offcpu";
 /// Runs `offcpu` for `args` and writes its stacks, weighted in microseconds off the CPU.
 pub fn run(args: &ProfileArgs, duration: Option<Duration>) -> Result<()> {
     let (pid, format, path) = (args.pid, args.format, args.output.as_deref());
-    let probe = find(PROBE).map_err(|_| Error::Unsupported {
+    let probe = CATALOGUE.find(PROBE).map_err(|_| Error::Unsupported {
         feature: "off-CPU profiling (--off-cpu)".into(),
         reason: "not available yet: this build of coolbpf has no offcpu probe".into(),
     })?;

@@ -1,0 +1,216 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/* cuda: calls into CUDA libraries (libcudart, libcuda, libnccl) and any other function
+ * userspace asks to watch, traced by uprobes.
+ *
+ * Two programs serve every function: userspace attaches `call_entry` (and, unless the
+ * function is entry-only, `call_return`) to each one with an attach cookie saying which
+ * function it is and what to capture (CALL_* below). The programs know no CUDA: they
+ * capture the raw argument registers and the first stack arguments, and userspace
+ * decodes them per function (dim3 by value, cudaStream_t on the stack, ...).
+ *
+ *  - entry-only functions (launches) are sent at entry, with the caller's user stack;
+ *  - the others are kept in `inflight` (by thread and function) until they return, then
+ *    sent once with the return value and the time spent. What stays in `inflight` is a
+ *    call that has not returned: the hang watchdog reads it from there.
+ *
+ * User stacks at a function's first instruction: the return address is still at the
+ * stack pointer and the frame pointer is the caller's, so the kernel's frame-pointer
+ * walk (bpf_get_stack) would skip the immediate caller. The record is [ip, *sp, the
+ * walk from the caller's frame...]. */
+#include "coolbpf/coolbpf.bpf.h"
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
+
+#define CALL_MAX_ARGS 11 /* rdi rsi rdx rcx r8 r9, then 5 words above the return address */
+#define CALL_MAX_STACK 127
+#define CALL_NAME_LEN 256
+
+/* Cookie: bits 0-15 the function's index in userspace's table, then these flags. */
+#define CALL_STACK (1ULL << 16)      /* capture the caller's user stack */
+#define CALL_ENTRY_ONLY (1ULL << 17) /* send at entry; no return probe */
+#define CALL_DEREF_ARG0 (1ULL << 18) /* at return, read the u64 arg0 points to */
+#define CALL_NAME_SHIFT 20           /* bits 20-23: 1 + index of a string argument */
+#define CALL_NAME_MASK 0xfULL
+
+/* Record flags. */
+#define CALL_DEREF_FAILED 1
+#define CALL_NAME_FAILED 2
+
+/* Both the in-flight value and the event sent: the name comes last so that records
+ * without one are sent without it (a shorter reserve). */
+struct call_record {
+	__u64 entry_ns;
+	__u64 return_ns; /* 0 when sent at entry */
+	__u64 cookie;
+	__u64 args[CALL_MAX_ARGS];
+	__s64 ret;
+	__u64 deref;
+	__u32 pid;
+	__u32 tid;
+	__u32 stack_len;
+	__u32 flags;
+	char comm[COOLBPF_TASK_COMM_LEN];
+	__u64 stack[CALL_MAX_STACK];
+	char name[CALL_NAME_LEN];
+};
+
+#define CALL_RECORD_NO_NAME (sizeof(struct call_record) - CALL_NAME_LEN)
+
+struct inflight_key {
+	__u32 tid;
+	__u32 function;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 4 << 20);
+} events SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 8192);
+	__type(key, struct inflight_key);
+	__type(value, struct call_record);
+} inflight SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct call_record);
+} scratch SEC(".maps");
+
+static __always_inline void capture_args(struct pt_regs *ctx, struct call_record *rec)
+{
+	__u64 sp = PT_REGS_SP(ctx);
+
+	rec->args[0] = PT_REGS_PARM1(ctx);
+	rec->args[1] = PT_REGS_PARM2(ctx);
+	rec->args[2] = PT_REGS_PARM3(ctx);
+	rec->args[3] = PT_REGS_PARM4(ctx);
+	rec->args[4] = PT_REGS_PARM5(ctx);
+	rec->args[5] = PT_REGS_PARM6(ctx);
+	/* Stack arguments sit above the return address: [sp + 8], [sp + 16], ... A failed
+	 * read leaves zeros; functions with fewer arguments ignore them. */
+	bpf_probe_read_user(&rec->args[6], 5 * sizeof(__u64), (void *)(sp + 8));
+}
+
+static __always_inline void capture_stack(struct pt_regs *ctx, struct call_record *rec)
+{
+	long bytes = bpf_get_stack(ctx, &rec->stack[1], (CALL_MAX_STACK - 1) * sizeof(__u64),
+				   BPF_F_USER_STACK);
+
+	if (bytes < 0) {
+		coolbpf_count_loss(COOLBPF_LOSS_STACK);
+		rec->stack_len = 0;
+		return;
+	}
+	rec->stack[0] = PT_REGS_IP(ctx);
+	if (bpf_probe_read_user(&rec->stack[1], sizeof(__u64), (void *)PT_REGS_SP(ctx)))
+		rec->stack[1] = 0;
+	rec->stack_len = 1 + bytes / sizeof(__u64);
+}
+
+static __always_inline void read_name(struct call_record *rec)
+{
+	__u64 which = (rec->cookie >> CALL_NAME_SHIFT) & CALL_NAME_MASK;
+	__u64 ptr = 0;
+
+	if (!which)
+		return;
+	/* A constant index per branch keeps the verifier's bounds simple. */
+	switch (which - 1) {
+	case 0: ptr = rec->args[0]; break;
+	case 1: ptr = rec->args[1]; break;
+	case 2: ptr = rec->args[2]; break;
+	case 3: ptr = rec->args[3]; break;
+	case 4: ptr = rec->args[4]; break;
+	case 5: ptr = rec->args[5]; break;
+	default: return;
+	}
+	if (bpf_probe_read_user_str(rec->name, CALL_NAME_LEN, (void *)ptr) < 0) {
+		rec->flags |= CALL_NAME_FAILED;
+		rec->name[0] = 0;
+	}
+}
+
+/* Copies the record into the ring buffer (bpf_ringbuf_output: a record this large cannot
+ * be copied by the program itself); a full buffer is a counted loss. */
+static __always_inline int send(struct call_record *rec)
+{
+	bool named = (rec->cookie >> CALL_NAME_SHIFT) & CALL_NAME_MASK;
+	long err;
+
+	if (named)
+		err = bpf_ringbuf_output(&events, rec, sizeof(struct call_record), 0);
+	else
+		err = bpf_ringbuf_output(&events, rec, CALL_RECORD_NO_NAME, 0);
+	if (err)
+		coolbpf_count_loss(COOLBPF_LOSS_RINGBUF_RESERVE);
+	return 0;
+}
+
+SEC("uprobe")
+int call_entry(struct pt_regs *ctx)
+{
+	__u64 cookie = bpf_get_attach_cookie(ctx);
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	struct call_record *rec;
+	__u32 zero = 0;
+
+	if (!coolbpf_tgid_allowed(NULL))
+		return 0;
+	rec = bpf_map_lookup_elem(&scratch, &zero);
+	if (!rec)
+		return 0;
+	rec->entry_ns = bpf_ktime_get_ns();
+	rec->return_ns = 0;
+	rec->cookie = cookie;
+	rec->ret = 0;
+	rec->deref = 0;
+	rec->flags = 0;
+	rec->stack_len = 0;
+	rec->name[0] = 0;
+	rec->pid = pid_tgid >> 32;
+	rec->tid = (__u32)pid_tgid;
+	bpf_get_current_comm(rec->comm, sizeof(rec->comm));
+	capture_args(ctx, rec);
+	if (cookie & CALL_STACK)
+		capture_stack(ctx, rec);
+
+	if (cookie & CALL_ENTRY_ONLY) {
+		read_name(rec);
+		return send(rec);
+	}
+	struct inflight_key key = { .tid = rec->tid, .function = cookie & 0xffff };
+	if (bpf_map_update_elem(&inflight, &key, rec, BPF_ANY))
+		coolbpf_count_loss(COOLBPF_LOSS_MAP_FULL);
+	return 0;
+}
+
+SEC("uretprobe")
+int call_return(struct pt_regs *ctx)
+{
+	__u64 cookie = bpf_get_attach_cookie(ctx);
+	struct inflight_key key = {
+		.tid = (__u32)bpf_get_current_pid_tgid(),
+		.function = cookie & 0xffff,
+	};
+	struct call_record *rec;
+
+	rec = bpf_map_lookup_elem(&inflight, &key);
+	if (!rec)
+		return 0; /* entered before the probe was attached, or filtered out */
+	rec->return_ns = bpf_ktime_get_ns();
+	rec->ret = PT_REGS_RC(ctx);
+	if (cookie & CALL_DEREF_ARG0) {
+		if (bpf_probe_read_user(&rec->deref, sizeof(rec->deref), (void *)rec->args[0])) {
+			rec->deref = 0;
+			rec->flags |= CALL_DEREF_FAILED;
+		}
+	}
+	read_name(rec);
+	send(rec);
+	bpf_map_delete_elem(&inflight, &key);
+	return 0;
+}

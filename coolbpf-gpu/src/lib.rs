@@ -1,0 +1,23 @@
+//! coolbpf-gpu: the GPU side of coolbpf, seen from outside the process.
+//!
+//! Everything here works without CUPTI and without touching the traced program: uprobes on
+//! the CUDA and NCCL libraries it already loads, kernel tracepoints for the driver's log,
+//! and NVML (loaded at run time) for the device's own counters. Every probe is a registry
+//! entry in [`CATALOGUE`], which also holds the CPU-side probes of `coolbpf-probes`; the
+//! `coolbpf` command, the Python module and the C API all offer that catalogue.
+//!
+//! Without a GPU or a driver every probe still builds, and `coolbpf list` says why one is
+//! unavailable (no CUDA library found, no NVML) instead of failing later.
+//!
+//! # Example: list the whole catalogue
+//!
+//! ```
+//! for probe in coolbpf_gpu::CATALOGUE.probes() {
+//!     println!("{:<12} {}", probe.name, probe.description);
+//! }
+//! assert!(coolbpf_gpu::CATALOGUE.find("syscount").is_ok());
+//! ```
+
+pub mod catalogue;
+
+pub use catalogue::{CATALOGUE, GPU_PROBES};
