@@ -5,10 +5,16 @@
 CARGO ?= cargo
 export COOLBPF_REQUIRE_BPF ?= 0
 
-.PHONY: deps demo test lint doc fuzz python-test build clean
+.PHONY: deps nvidia demo test lint doc fuzz python-test build clean
 
 deps:
 	@scripts/install-deps.sh
+
+# The real NVIDIA libraries (libcudart 12 and 13, NCCL, nvcc 13) from PyPI, cached
+# outside the repository (COOLBPF_NVIDIA_ROOT, default ~/.cache/coolbpf/nvidia): the GPU
+# probes' tests run against them without a GPU.
+nvidia: deps
+	@scripts/nvidia-libs.sh
 
 build: deps
 	$(CARGO) build --release -p coolbpf-cli
@@ -36,7 +42,7 @@ python-test: deps
 
 # The C library (cdylib) is built first: the C examples' tests link against it, and
 # `cargo test` builds only what Rust tests link (the rlib).
-test: lint doc fuzz
+test: lint doc fuzz nvidia
 	$(CARGO) build -p coolbpf-c --locked
 	$(CARGO) test --workspace --locked
 	CARGO="$(CARGO)" scripts/python-test.sh

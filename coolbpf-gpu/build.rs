@@ -1,8 +1,11 @@
 //! Compiles the GPU probes' BPF programs into OUT_DIR.
 
+/// The BPF programs under `bpf/`, by stem.
+const PROGRAMS: &[&str] = &["calls"];
+
 fn main() {
-    for probe in ["cuda"] {
-        let source = format!("bpf/{probe}.bpf.c");
+    for program in PROGRAMS {
+        let source = format!("bpf/{program}.bpf.c");
         if let Err(err) = coolbpf_build::BpfBuilder::new(source).compile_to_out_dir() {
             panic!("{err}");
         }

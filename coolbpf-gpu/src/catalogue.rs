@@ -1,13 +1,30 @@
 //! The GPU probes' registry entries, and [`CATALOGUE`]: every probe of coolbpf, CPU and
 //! GPU side, which the faces (the `coolbpf` command, Python, C) offer.
 
-use coolbpf_probes::registry::{Catalogue, ProbeInfo, PROBES};
+use coolbpf_probes::registry::{Catalogue, Category, ProbeInfo, PROBES};
+
+/// The uprobe hook kinds the library probes need.
+const UPROBES: &[&str] = &["uprobe"];
 
 /// Every probe: the CPU side ([`coolbpf_probes::registry::PROBES`]), then the GPU side.
 pub const CATALOGUE: Catalogue = Catalogue::new(&[PROBES, GPU_PROBES]);
 
 /// This crate's probes.
-pub const GPU_PROBES: &[ProbeInfo] = &[];
+pub const GPU_PROBES: &[ProbeInfo] = &[ProbeInfo {
+    name: crate::cuda::NAME,
+    category: Category::Gpu,
+    description:
+        "CUDA runtime calls: launches by kernel name with CPU stacks, device memory, sync waits",
+    hooks: &["uprobe:libcudart", "uretprobe:libcudart"],
+    requires: &[UPROBES, &["ringbuf"], &["stack_trace_map"]],
+    options: crate::cuda::OPTIONS,
+    host: crate::cuda::host_check,
+    factory: |options| {
+        Ok(Box::new(crate::cuda::CudaPlugin::new(
+            crate::cuda::CudaConfig::from_options(options)?,
+        )))
+    },
+}];
 
 #[cfg(test)]
 mod tests {
@@ -24,5 +41,6 @@ mod tests {
             );
         }
         assert!(CATALOGUE.find("syscount").is_ok());
+        assert!(CATALOGUE.find(crate::cuda::NAME).is_ok());
     }
 }

@@ -18,6 +18,9 @@
 //! assert!(coolbpf_gpu::CATALOGUE.find("syscount").is_ok());
 //! ```
 
+pub mod calls;
 pub mod catalogue;
+pub mod cuda;
+pub mod library;
 
 pub use catalogue::{CATALOGUE, GPU_PROBES};

@@ -23,7 +23,7 @@ impl<E: Send + 'static> EventProbe<E> {
     /// Streams `object`'s events, decoded by `decode` and handed over by `delivery`, then
     /// attaches its programs with `attach` (which returns their names): the stream is
     /// ready before the first event can be produced.
-    pub(crate) fn start(
+    pub fn start(
         mut object: BpfObject,
         decode: fn(&[u8]) -> Result<E>,
         delivery: Delivery<E>,
@@ -60,14 +60,14 @@ impl<E: Send + 'static> EventProbe<E> {
     }
 
     /// One of the object's maps.
-    pub(crate) fn map(&self, name: &str) -> Result<MapView> {
+    pub fn map(&self, name: &str) -> Result<MapView> {
         self.object.map(name)
     }
 }
 
 /// A delivery that turns each event into a record with `record` (on the stream's thread)
 /// and emits it through `ctx`'s emitter: how an event probe feeds its plugin.
-pub(crate) fn emitting<E: Send + 'static>(
+pub fn emitting<E: Send + 'static>(
     ctx: &PluginContext,
     mut record: impl FnMut(E) -> Record + Send + 'static,
 ) -> Delivery<E> {

@@ -402,7 +402,7 @@ impl SchedHistogram {
 }
 
 /// The kernel's monotonic clock (what `bpf_ktime_get_ns` reads), ns.
-pub(crate) fn monotonic_ns() -> u64 {
+pub fn monotonic_ns() -> u64 {
     let mut now = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,

@@ -90,7 +90,7 @@ pub use profiler::Profiler;
 pub use records::{profile_from_records, stack_from_record, stack_record};
 pub use resolve::StackResolver;
 pub use sample::MAX_DEPTH;
-pub(crate) use session::symbolizer;
+pub use session::symbolizer;
 pub use session::{ProfileSession, SessionResult, SYMBOLIZER_CACHE_BYTES};
 pub use sink::{ProfileFileSink, ProfileFormat};
 

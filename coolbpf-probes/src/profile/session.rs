@@ -24,7 +24,7 @@ pub const SYMBOLIZER_CACHE_BYTES: usize = 32 << 20;
 
 /// The symbolizer of the profilers (on- and off-CPU): a bounded cache, and DWARF only
 /// when `debug_info` is asked for.
-pub(crate) fn symbolizer(debug_info: bool) -> Symbolizer {
+pub fn symbolizer(debug_info: bool) -> Symbolizer {
     Symbolizer::builder()
         .cache_bytes(SYMBOLIZER_CACHE_BYTES)
         .dwarf(debug_info)

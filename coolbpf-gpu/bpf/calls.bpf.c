@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
-/* cuda: calls into CUDA libraries (libcudart, libcuda, libnccl) and any other function
+/* calls: calls into CUDA libraries (libcudart, libcuda, libnccl) and any other function
  * userspace asks to watch, traced by uprobes.
  *
  * Two programs serve every function: userspace attaches `call_entry` (and, unless the
@@ -14,9 +14,11 @@
  *    call that has not returned: the hang watchdog reads it from there.
  *
  * User stacks at a function's first instruction: the return address is still at the
- * stack pointer and the frame pointer is the caller's, so the kernel's frame-pointer
- * walk (bpf_get_stack) would skip the immediate caller. The record is [ip, *sp, the
- * walk from the caller's frame...]. */
+ * stack pointer and the frame pointer is the caller's, so a frame-pointer walk skips the
+ * immediate caller. Kernels since 6.11 notice a uprobe at a function's entry and add the
+ * return address themselves; older ones do not. So the record carries the word at the
+ * stack pointer (`caller`) beside the walk, and userspace inserts it when the kernel did
+ * not. */
 #include "coolbpf/coolbpf.bpf.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
@@ -29,12 +31,14 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 #define CALL_STACK (1ULL << 16)      /* capture the caller's user stack */
 #define CALL_ENTRY_ONLY (1ULL << 17) /* send at entry; no return probe */
 #define CALL_DEREF_ARG0 (1ULL << 18) /* at return, read the u64 arg0 points to */
+#define CALL_BLOB_ARG0 (1ULL << 19)  /* at entry, read the 48 bytes arg0 points to */
 #define CALL_NAME_SHIFT 20           /* bits 20-23: 1 + index of a string argument */
 #define CALL_NAME_MASK 0xfULL
 
 /* Record flags. */
 #define CALL_DEREF_FAILED 1
 #define CALL_NAME_FAILED 2
+#define CALL_BLOB_FAILED 4
 
 /* Both the in-flight value and the event sent: the name comes last so that records
  * without one are sent without it (a shorter reserve). */
@@ -45,6 +49,8 @@ struct call_record {
 	__u64 args[CALL_MAX_ARGS];
 	__s64 ret;
 	__u64 deref;
+	__u64 blob[6]; /* a struct passed by pointer (cudaLaunchConfig_t, CUlaunchConfig) */
+	__u64 caller;  /* the return address at entry: the word at the stack pointer */
 	__u32 pid;
 	__u32 tid;
 	__u32 stack_len;
@@ -97,18 +103,16 @@ static __always_inline void capture_args(struct pt_regs *ctx, struct call_record
 
 static __always_inline void capture_stack(struct pt_regs *ctx, struct call_record *rec)
 {
-	long bytes = bpf_get_stack(ctx, &rec->stack[1], (CALL_MAX_STACK - 1) * sizeof(__u64),
-				   BPF_F_USER_STACK);
+	long bytes = bpf_get_stack(ctx, rec->stack, sizeof(rec->stack), BPF_F_USER_STACK);
 
 	if (bytes < 0) {
 		coolbpf_count_loss(COOLBPF_LOSS_STACK);
 		rec->stack_len = 0;
 		return;
 	}
-	rec->stack[0] = PT_REGS_IP(ctx);
-	if (bpf_probe_read_user(&rec->stack[1], sizeof(__u64), (void *)PT_REGS_SP(ctx)))
-		rec->stack[1] = 0;
-	rec->stack_len = 1 + bytes / sizeof(__u64);
+	if (bpf_probe_read_user(&rec->caller, sizeof(rec->caller), (void *)PT_REGS_SP(ctx)))
+		rec->caller = 0;
+	rec->stack_len = bytes / sizeof(__u64);
 }
 
 static __always_inline void read_name(struct call_record *rec)
@@ -150,11 +154,37 @@ static __always_inline int send(struct call_record *rec)
 	return 0;
 }
 
+/* Fills the entry half of `rec`: who, when, the arguments, and the stack if asked. */
+static __always_inline void fill_entry(struct pt_regs *ctx, struct call_record *rec, __u64 cookie)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+
+	rec->entry_ns = bpf_ktime_get_ns();
+	rec->return_ns = 0;
+	rec->cookie = cookie;
+	rec->ret = 0;
+	rec->deref = 0;
+	rec->flags = 0;
+	rec->stack_len = 0;
+	rec->caller = 0;
+	rec->name[0] = 0;
+	rec->pid = pid_tgid >> 32;
+	rec->tid = (__u32)pid_tgid;
+	bpf_get_current_comm(rec->comm, sizeof(rec->comm));
+	capture_args(ctx, rec);
+	if ((cookie & CALL_BLOB_ARG0) &&
+	    bpf_probe_read_user(rec->blob, sizeof(rec->blob), (void *)rec->args[0])) {
+		__builtin_memset(rec->blob, 0, sizeof(rec->blob));
+		rec->flags |= CALL_BLOB_FAILED;
+	}
+	if (cookie & CALL_STACK)
+		capture_stack(ctx, rec);
+}
+
 SEC("uprobe")
 int call_entry(struct pt_regs *ctx)
 {
 	__u64 cookie = bpf_get_attach_cookie(ctx);
-	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	struct call_record *rec;
 	__u32 zero = 0;
 
@@ -163,21 +193,7 @@ int call_entry(struct pt_regs *ctx)
 	rec = bpf_map_lookup_elem(&scratch, &zero);
 	if (!rec)
 		return 0;
-	rec->entry_ns = bpf_ktime_get_ns();
-	rec->return_ns = 0;
-	rec->cookie = cookie;
-	rec->ret = 0;
-	rec->deref = 0;
-	rec->flags = 0;
-	rec->stack_len = 0;
-	rec->name[0] = 0;
-	rec->pid = pid_tgid >> 32;
-	rec->tid = (__u32)pid_tgid;
-	bpf_get_current_comm(rec->comm, sizeof(rec->comm));
-	capture_args(ctx, rec);
-	if (cookie & CALL_STACK)
-		capture_stack(ctx, rec);
-
+	fill_entry(ctx, rec, cookie);
 	if (cookie & CALL_ENTRY_ONLY) {
 		read_name(rec);
 		return send(rec);
@@ -185,6 +201,38 @@ int call_entry(struct pt_regs *ctx)
 	struct inflight_key key = { .tid = rec->tid, .function = cookie & 0xffff };
 	if (bpf_map_update_elem(&inflight, &key, rec, BPF_ANY))
 		coolbpf_count_loss(COOLBPF_LOSS_MAP_FULL);
+	return 0;
+}
+
+/* Entry-only functions with a string argument that may sit in a page not touched yet
+ * (`__cudaRegisterFunction` runs in static constructors, before the program has read
+ * its kernel names): a sleepable program, which can fault the page in with
+ * bpf_copy_from_user before reading the string. It builds the record in the ring buffer
+ * itself, since a per-CPU scratch buffer is not safe across a sleep. */
+SEC("uprobe.s")
+int named_entry(struct pt_regs *ctx)
+{
+	__u64 cookie = bpf_get_attach_cookie(ctx);
+	__u64 which = (cookie >> CALL_NAME_SHIFT) & CALL_NAME_MASK;
+	struct call_record *rec;
+	__u64 ptr, last;
+	char byte;
+
+	if (!coolbpf_tgid_allowed(NULL))
+		return 0;
+	rec = coolbpf_ringbuf_reserve(&events, sizeof(struct call_record));
+	if (!rec)
+		return 0;
+	fill_entry(ctx, rec, cookie);
+	ptr = which >= 1 && which <= 6 ? rec->args[(which - 1) & 7] : 0;
+	if (ptr) {
+		bpf_copy_from_user(&byte, 1, (void *)ptr);
+		last = ptr + CALL_NAME_LEN - 1;
+		if ((last >> 12) != (ptr >> 12))
+			bpf_copy_from_user(&byte, 1, (void *)(last & ~4095ULL));
+	}
+	read_name(rec);
+	bpf_ringbuf_submit(rec, 0);
 	return 0;
 }
 

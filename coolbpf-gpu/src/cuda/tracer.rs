@@ -1,0 +1,237 @@
+//! [`CudaTracer`]: the call tracer attached to the CUDA libraries of a process or of the
+//! host, feeding a [`CudaState`]; and naming what it saw (kernels, launch stacks).
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use coolbpf_core::stream::{Delivery, Losses};
+use coolbpf_core::{Error, Result, StackSample};
+use coolbpf_probes::profile::{stack_record, symbolizer, StackResolver};
+use coolbpf_symbolize::{demangle, Profile, Sample, Source, Symbolizer};
+
+use super::call::KernelRef;
+use super::functions::{self, Function};
+use super::state::CudaState;
+use crate::calls::{CallFlags, CallRecord, CallTracer, MissingFunction, TracedFunction};
+use crate::library::{self, Library};
+
+/// Ids from here on are the user's watched functions (`watch=`), not CUDA's.
+pub const WATCH_BASE: u16 = 0x4000;
+
+/// What to trace.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TraceConfig {
+    /// Only this process; `None`: every process that maps the libraries found.
+    pub pid: Option<u32>,
+    /// Libraries (or programs with the runtime linked in) to trace instead of searching.
+    pub libraries: Vec<PathBuf>,
+    /// More functions to trace as calls that may block (`BINARY:SYMBOL`).
+    pub watch: Vec<(PathBuf, String)>,
+    /// Ring buffer size, KiB.
+    pub buffer_kb: u32,
+}
+
+/// What is done with each call as it arrives, besides adding it to the state.
+pub type OnCall = Box<dyn FnMut(Option<&'static Function>, &CallRecord) + Send>;
+
+/// The CUDA libraries, traced.
+pub struct CudaTracer {
+    // Field order is drop order: the uprobes go before the state they feed.
+    calls: CallTracer,
+    state: Arc<Mutex<CudaState>>,
+    libraries: Vec<Library>,
+    watched: Vec<(PathBuf, String)>,
+    resolver: Mutex<StackResolver>,
+    stubs: Mutex<StubNames>,
+}
+
+/// Host stubs' symbols by (pid, address), looked up once (`None`: not found).
+type StubNames = (Symbolizer, HashMap<(u32, u64), Option<String>>);
+
+impl CudaTracer {
+    /// Finds the libraries `config` asks for, attaches to every CUDA function they
+    /// define, and adds each call to the state (then hands it to `on_call`).
+    pub fn start(config: &TraceConfig, mut on_call: OnCall) -> Result<Self> {
+        let libraries = find_libraries(config)?;
+        let mut traced = Vec::new();
+        for lib in &libraries {
+            for (id, function) in functions::of_library(lib.kind) {
+                traced.push(TracedFunction {
+                    binary: lib.path.clone(),
+                    symbol: function.symbol.to_owned(),
+                    id,
+                    flags: function.flags(),
+                });
+            }
+        }
+        for (i, (binary, symbol)) in config.watch.iter().enumerate() {
+            traced.push(TracedFunction {
+                binary: binary.clone(),
+                symbol: symbol.clone(),
+                id: WATCH_BASE + i as u16,
+                flags: CallFlags::STACK,
+            });
+        }
+        let state = Arc::new(Mutex::new(CudaState::default()));
+        let shared = Arc::clone(&state);
+        let delivery = Delivery::callback(move |record: CallRecord| {
+            let function = functions::by_id(record.function);
+            if let Some(function) = function {
+                lock(&shared).add(function, &record);
+            }
+            on_call(function, &record);
+        });
+        let calls = CallTracer::start(&traced, config.pid, config.buffer_kb, delivery)?;
+        Ok(Self {
+            calls,
+            state,
+            libraries,
+            watched: config.watch.clone(),
+            resolver: Mutex::new(StackResolver::new(symbolizer(false))),
+            stubs: Mutex::new((Symbolizer::builder().dwarf(false).build(), HashMap::new())),
+        })
+    }
+
+    /// The libraries traced.
+    pub fn libraries(&self) -> &[Library] {
+        &self.libraries
+    }
+
+    /// Functions the libraries lack (a version without them) or that failed to attach.
+    pub fn missing(&self) -> &[MissingFunction] {
+        self.calls.missing()
+    }
+
+    /// The functions attached.
+    pub fn traced(&self) -> &[TracedFunction] {
+        self.calls.traced()
+    }
+
+    /// The state, locked.
+    pub fn state(&self) -> MutexGuard<'_, CudaState> {
+        lock(&self.state)
+    }
+
+    /// Calls entered and not returned.
+    pub fn in_flight(&self) -> Result<Vec<CallRecord>> {
+        self.calls.in_flight()
+    }
+
+    /// The name of watched function `id` (its symbol), or of CUDA function `id`.
+    pub fn function_name(&self, id: u16) -> String {
+        if id >= WATCH_BASE {
+            self.watched
+                .get(usize::from(id - WATCH_BASE))
+                .map_or_else(|| format!("function {id}"), |(_, symbol)| symbol.clone())
+        } else {
+            functions::by_id(id).map_or_else(|| format!("function {id}"), |f| f.name.to_owned())
+        }
+    }
+
+    /// Records delivered and lost.
+    pub fn losses(&self) -> Result<Losses> {
+        self.calls.losses()
+    }
+
+    /// Detaches and delivers what is still in flight in the ring buffer.
+    pub fn stop(&mut self) -> Result<()> {
+        self.calls.stop()
+    }
+
+    /// The demangled name of `kernel` in process `pid`: as the process registered it,
+    /// else its host stub's symbol, else what kind of handle it is and its value.
+    pub fn kernel_name(&self, state: &CudaState, pid: u32, kernel: KernelRef) -> String {
+        if let Some(name) = state.learnt_name(pid, kernel) {
+            return demangle(name).into_owned();
+        }
+        match kernel {
+            KernelRef::HostStub(address) => self
+                .stub_symbol(pid, address)
+                .unwrap_or_else(|| format!("kernel@{address:#x}")),
+            KernelRef::DriverFunction(f) => format!("CUfunction@{f:#x}"),
+            KernelRef::Graph(g) => format!("cudaGraphExec@{g:#x}"),
+        }
+    }
+
+    fn stub_symbol(&self, pid: u32, address: u64) -> Option<String> {
+        let mut stubs = lock(&self.stubs);
+        let (symbolizer, cache) = &mut *stubs;
+        cache
+            .entry((pid, address))
+            .or_insert_with(|| {
+                symbolizer
+                    .symbolize(&Source::process(pid), &[address])
+                    .ok()?
+                    .first()?
+                    .function()
+                    .map(str::to_owned)
+            })
+            .clone()
+    }
+
+    /// The launch stacks so far as stack records, root first, each ending with the
+    /// kernel it launched (`[cuda] NAME`), weighted by launches.
+    pub fn launch_stacks(&self, probe: &str, ts_ns: u64) -> Vec<StackSample> {
+        let state = self.state();
+        let sample = |pid, comm: &str, stack: &[u64], weight| Sample {
+            pid,
+            tid: 0,
+            comm: comm.to_owned(),
+            kernel_ips: Vec::new(),
+            user_ips: stack.to_vec(),
+            weight,
+        };
+        let mut all = Profile::new();
+        for (key, count) in &state.launch_stacks {
+            all.add(sample(key.pid, &key.comm, &key.stack, *count));
+        }
+        let mut resolver = lock(&self.resolver);
+        resolver.resolve_user(&all);
+        let mut out = Vec::new();
+        for (key, count) in &state.launch_stacks {
+            let mut one = Profile::new();
+            one.add(sample(key.pid, &key.comm, &key.stack, *count));
+            for stack in resolver.stacks(&one) {
+                let mut record = stack_record(probe, &stack, ts_ns);
+                record.frames.push(format!(
+                    "[cuda] {}",
+                    self.kernel_name(&state, key.pid, key.kernel)
+                ));
+                out.push(record);
+            }
+        }
+        out
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic elsewhere while holding the lock leaves plain data behind: keep using it.
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn find_libraries(config: &TraceConfig) -> Result<Vec<Library>> {
+    if !config.libraries.is_empty() {
+        return library::given(&config.libraries);
+    }
+    let found = match config.pid {
+        Some(pid) => library::in_process(pid)?,
+        None => library::on_host(),
+    };
+    if found.is_empty() && config.watch.is_empty() {
+        let whom = config.pid.map_or_else(
+            || "on this host".to_owned(),
+            |pid| format!("in process {pid}"),
+        );
+        return Err(Error::Unsupported {
+            feature: "CUDA tracing".into(),
+            reason: format!(
+                "no CUDA library (libcudart, libcuda) found {whom}: is it a CUDA program? \
+                 Name the library with --opt lib=PATH"
+            ),
+        });
+    }
+    Ok(found)
+}
