@@ -1,13 +1,29 @@
 //! The GPU probes' registry entries, and [`CATALOGUE`]: every probe of coolbpf, CPU and
 //! GPU side, which the faces (the `coolbpf` command, Python, C) offer.
 
-use coolbpf_probes::registry::{Catalogue, ProbeInfo, PROBES};
+use coolbpf_probes::registry::{Catalogue, Category, ProbeInfo, PROBES};
+
+use crate::nvml;
 
 /// Every probe: the CPU side ([`coolbpf_probes::registry::PROBES`]), then the GPU side.
 pub const CATALOGUE: Catalogue = Catalogue::new(&[PROBES, GPU_PROBES]);
 
 /// This crate's probes.
-pub const GPU_PROBES: &[ProbeInfo] = &[];
+pub const GPU_PROBES: &[ProbeInfo] = &[ProbeInfo {
+    name: nvml::NAME,
+    category: Category::Gpu,
+    description: "per-GPU utilization, memory, power, clocks, PCIe/NVLink, ECC, throttling \
+                  and GPM profiling metrics, and GPU memory per process, from NVML",
+    hooks: &["nvml"],
+    requires: &[],
+    options: nvml::OPTIONS,
+    host: nvml::host_check,
+    factory: |options| {
+        Ok(Box::new(nvml::NvmlPlugin::new(
+            nvml::NvmlConfig::from_options(options)?,
+        )))
+    },
+}];
 
 #[cfg(test)]
 mod tests {
