@@ -152,7 +152,7 @@ fn identity(device: &Device<'_>, index: u32) -> Result<GpuIdentity, NvmlError> {
 }
 
 /// The newest of `pid`'s samples.
-pub fn latest_for_pid(
+pub(crate) fn latest_for_pid(
     samples: &[ProcessUtilizationSample],
     pid: u32,
 ) -> Option<ProcessUtilization> {

@@ -44,14 +44,14 @@ use coolbpf_core::{labels, Metric, PluginContext, Record, Result};
 use coolbpf_probes::options::{OptionSpec, ProbeOptions};
 use coolbpf_probes::probe_plugin::{ProbePlugin, ProbeSource};
 use nvml_wrapper::error::NvmlError;
+use read::{GpuState, ReadOptions};
 
 pub use bus_id::PciBusId;
 pub use clock_events::{decode_clock_event_reasons, CLOCK_EVENT_REASONS};
 pub use gpm::{GpmMetric, GPM_METRICS};
-pub use gpus::{latest_for_pid, Gpus, ProcessUtilization};
+pub use gpus::{Gpus, ProcessUtilization};
 pub use library::{host_check, LIBRARY};
 pub use metrics::{device_labels, snapshot_records};
-pub use read::{process_memory, GpuState, ReadOptions};
 pub use snapshot::{
     EccCounts, GpuIdentity, GpuSnapshot, MemoryUsage, ProcessKind, ProcessMemory, Utilization,
 };

@@ -22,7 +22,7 @@ use super::snapshot::{
 
 /// What the probe keeps about one GPU between intervals.
 #[derive(Debug, Default)]
-pub struct GpuState {
+pub(crate) struct GpuState {
     unsupported: BTreeSet<&'static str>,
     errors: BTreeMap<&'static str, u64>,
     /// The last GPM sample, which the next interval's is compared with.
@@ -31,12 +31,16 @@ pub struct GpuState {
 
 impl GpuState {
     /// Whether `field` was found unsupported before.
-    pub fn is_unsupported(&self, field: &str) -> bool {
+    pub(crate) fn is_unsupported(&self, field: &str) -> bool {
         self.unsupported.contains(field)
     }
 
     /// The value of `result`, or `None` after noting why there is none.
-    pub fn record<T>(&mut self, field: &'static str, result: Result<T, NvmlError>) -> Option<T> {
+    pub(crate) fn record<T>(
+        &mut self,
+        field: &'static str,
+        result: Result<T, NvmlError>,
+    ) -> Option<T> {
         match result {
             Ok(value) => Some(value),
             Err(NvmlError::NotSupported | NvmlError::FailedToLoadSymbol(_)) => {
@@ -51,7 +55,7 @@ impl GpuState {
     }
 
     /// Failed reads per field so far.
-    pub fn errors(&self) -> &BTreeMap<&'static str, u64> {
+    pub(crate) fn errors(&self) -> &BTreeMap<&'static str, u64> {
         &self.errors
     }
 
@@ -71,13 +75,13 @@ impl GpuState {
 
 /// What to read besides the device-wide fields.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct ReadOptions {
+pub(crate) struct ReadOptions {
     /// Per-process memory.
-    pub processes: bool,
+    pub(crate) processes: bool,
     /// Only this process's memory, when set.
-    pub pid: Option<u32>,
+    pub(crate) pid: Option<u32>,
     /// GPM profiling metrics (Hopper and later).
-    pub gpm: bool,
+    pub(crate) gpm: bool,
 }
 
 /// Reads every field of `device` into a snapshot.
@@ -147,7 +151,7 @@ pub(crate) fn read_snapshot(
 }
 
 /// The processes of both lists with a known memory use, `pid` only when set.
-pub fn process_memory(
+pub(crate) fn process_memory(
     compute: Option<Vec<ProcessInfo>>,
     graphics: Option<Vec<ProcessInfo>>,
     pid: Option<u32>,
@@ -171,4 +175,69 @@ pub fn process_memory(
         })
         .filter(|process| pid.is_none_or(|pid| process.pid == pid))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn info(pid: u32, used: UsedGpuMemory) -> ProcessInfo {
+        ProcessInfo {
+            pid,
+            used_gpu_memory: used,
+            gpu_instance_id: None,
+            compute_instance_id: None,
+        }
+    }
+
+    #[test]
+    fn processes_of_both_lists_with_known_memory() {
+        let compute = vec![
+            info(10, UsedGpuMemory::Used(100)),
+            info(11, UsedGpuMemory::Unavailable),
+        ];
+        let graphics = vec![info(10, UsedGpuMemory::Used(7))];
+        let all = process_memory(Some(compute.clone()), Some(graphics.clone()), None);
+        assert_eq!(
+            all,
+            [
+                ProcessMemory {
+                    pid: 10,
+                    kind: ProcessKind::Compute,
+                    used_bytes: 100
+                },
+                ProcessMemory {
+                    pid: 10,
+                    kind: ProcessKind::Graphics,
+                    used_bytes: 7
+                },
+            ]
+        );
+        assert!(process_memory(Some(compute), None, Some(12)).is_empty());
+        assert_eq!(process_memory(None, Some(graphics), Some(10)).len(), 1);
+    }
+
+    #[test]
+    fn unsupported_is_remembered_and_errors_are_counted() {
+        let mut state = GpuState::default();
+        let mut calls = 0;
+        for _ in 0..3 {
+            let value: Option<u32> = state.read("power", || {
+                calls += 1;
+                Err(NvmlError::NotSupported)
+            });
+            assert_eq!(value, None);
+        }
+        assert_eq!(calls, 1, "an unsupported field is asked once");
+        assert!(state.is_unsupported("power"));
+        for _ in 0..2 {
+            assert_eq!(
+                state.record::<u32>("temperature", Err(NvmlError::GpuLost)),
+                None
+            );
+        }
+        assert_eq!(state.errors().get("temperature"), Some(&2));
+        assert!(!state.is_unsupported("temperature"));
+        assert_eq!(state.record("memory", Ok(5)), Some(5));
+    }
 }
