@@ -3,6 +3,8 @@
 
 use coolbpf_probes::registry::{Catalogue, Category, ProbeInfo, PROBES};
 
+use crate::nvml;
+
 /// The uprobe hook kinds the library probes need.
 const UPROBES: &[&str] = &["uprobe"];
 
@@ -10,21 +12,38 @@ const UPROBES: &[&str] = &["uprobe"];
 pub const CATALOGUE: Catalogue = Catalogue::new(&[PROBES, GPU_PROBES]);
 
 /// This crate's probes.
-pub const GPU_PROBES: &[ProbeInfo] = &[ProbeInfo {
-    name: crate::cuda::NAME,
-    category: Category::Gpu,
-    description:
-        "CUDA runtime calls: launches by kernel name with CPU stacks, device memory, sync waits",
-    hooks: &["uprobe:libcudart", "uretprobe:libcudart"],
-    requires: &[UPROBES, &["ringbuf"], &["stack_trace_map"]],
-    options: crate::cuda::OPTIONS,
-    host: crate::cuda::host_check,
-    factory: |options| {
-        Ok(Box::new(crate::cuda::CudaPlugin::new(
-            crate::cuda::CudaConfig::from_options(options)?,
-        )))
+pub const GPU_PROBES: &[ProbeInfo] = &[
+    ProbeInfo {
+        name: crate::cuda::NAME,
+        category: Category::Gpu,
+        description:
+            "CUDA runtime calls: launches by kernel name with CPU stacks, device memory, sync waits",
+        hooks: &["uprobe:libcudart", "uretprobe:libcudart"],
+        requires: &[UPROBES, &["ringbuf"], &["stack_trace_map"]],
+        options: crate::cuda::OPTIONS,
+        host: crate::cuda::host_check,
+        factory: |options| {
+            Ok(Box::new(crate::cuda::CudaPlugin::new(
+                crate::cuda::CudaConfig::from_options(options)?,
+            )))
+        },
     },
-}];
+    ProbeInfo {
+        name: nvml::NAME,
+        category: Category::Gpu,
+        description: "per-GPU utilization, memory, power, clocks, PCIe/NVLink, ECC, throttling \
+                      and GPM profiling metrics, and GPU memory per process, from NVML",
+        hooks: &["nvml"],
+        requires: &[],
+        options: nvml::OPTIONS,
+        host: nvml::host_check,
+        factory: |options| {
+            Ok(Box::new(nvml::NvmlPlugin::new(
+                nvml::NvmlConfig::from_options(options)?,
+            )))
+        },
+    },
+];
 
 #[cfg(test)]
 mod tests {

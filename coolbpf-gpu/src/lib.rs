@@ -22,5 +22,6 @@ pub mod calls;
 pub mod catalogue;
 pub mod cuda;
 pub mod library;
+pub mod nvml;
 
 pub use catalogue::{CATALOGUE, GPU_PROBES};
