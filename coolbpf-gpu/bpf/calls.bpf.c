@@ -32,6 +32,8 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 #define CALL_ENTRY_ONLY (1ULL << 17) /* send at entry; no return probe */
 #define CALL_DEREF_ARG0 (1ULL << 18) /* at return, read the u64 arg0 points to */
 #define CALL_BLOB_ARG0 (1ULL << 19)  /* at entry, read the 48 bytes arg0 points to */
+#define CALL_BLOB_STACK (1ULL << 24) /* at entry, read the 48 bytes above the return
+				      * address: a large struct passed by value */
 #define CALL_NAME_SHIFT 20           /* bits 20-23: 1 + index of a string argument */
 #define CALL_NAME_MASK 0xfULL
 
@@ -174,6 +176,11 @@ static __always_inline void fill_entry(struct pt_regs *ctx, struct call_record *
 	capture_args(ctx, rec);
 	if ((cookie & CALL_BLOB_ARG0) &&
 	    bpf_probe_read_user(rec->blob, sizeof(rec->blob), (void *)rec->args[0])) {
+		__builtin_memset(rec->blob, 0, sizeof(rec->blob));
+		rec->flags |= CALL_BLOB_FAILED;
+	}
+	if ((cookie & CALL_BLOB_STACK) &&
+	    bpf_probe_read_user(rec->blob, sizeof(rec->blob), (void *)(PT_REGS_SP(ctx) + 8))) {
 		__builtin_memset(rec->blob, 0, sizeof(rec->blob));
 		rec->flags |= CALL_BLOB_FAILED;
 	}

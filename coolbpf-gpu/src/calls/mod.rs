@@ -30,6 +30,10 @@ impl CallFlags {
     pub const DEREF_ARG0: Self = Self(1 << 18);
     /// At entry, read the 48 bytes the first argument points to (a config struct).
     pub const BLOB_ARG0: Self = Self(1 << 19);
+    /// At entry, read the 48 bytes above the return address: the start of a struct of
+    /// more than 16 bytes passed by value (`ncclUniqueId`), which the calling convention
+    /// puts on the stack.
+    pub const BLOB_STACK: Self = Self(1 << 24);
     const NAME_SHIFT: u32 = 20;
 
     /// Nothing but arguments and the return value.

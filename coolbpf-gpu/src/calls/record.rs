@@ -51,7 +51,8 @@ pub struct CallRecord {
     pub ret: i64,
     /// The word the first argument pointed to at return, when asked for and readable.
     pub deref: Option<u64>,
-    /// The struct the first argument pointed to at entry, when asked for and readable.
+    /// The struct the first argument pointed to at entry, or the one passed by value on
+    /// the stack, when asked for and readable.
     pub blob: Option<[u64; BLOB_WORDS]>,
     /// Process id (tgid).
     pub pid: u32,
@@ -109,7 +110,9 @@ impl CallRecord {
                 && return_ns != 0
                 && flags & DEREF_FAILED == 0)
                 .then_some(r.u64(DEREF)?),
-            blob: (wants.has(super::CallFlags::BLOB_ARG0) && flags & BLOB_FAILED == 0)
+            blob: ((wants.has(super::CallFlags::BLOB_ARG0)
+                || wants.has(super::CallFlags::BLOB_STACK))
+                && flags & BLOB_FAILED == 0)
                 .then_some(blob),
             pid: r.u32(PID)?,
             tid: r.u32(TID)?,
