@@ -19,5 +19,6 @@
 //! ```
 
 pub mod catalogue;
+pub mod xid;
 
 pub use catalogue::{CATALOGUE, GPU_PROBES};
