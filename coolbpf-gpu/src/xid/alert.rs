@@ -95,7 +95,10 @@ impl XidAlert {
     /// The `gpu` label of its counter: the GPU's index when known, else its bus id, else
     /// `unknown`.
     pub fn gpu_label(&self) -> String {
-        match (&self.gpu, self.line.as_ref().and_then(|l| l.bus_id.as_ref())) {
+        match (
+            &self.gpu,
+            self.line.as_ref().and_then(|l| l.bus_id.as_ref()),
+        ) {
             (Some(gpu), _) => gpu.index.to_string(),
             (None, Some(bus)) => bus.clone(),
             (None, None) => "unknown".to_owned(),
@@ -213,9 +216,18 @@ mod tests {
         let event = alert.to_event();
         assert_eq!(event.field("xid").and_then(FieldValue::as_u64), Some(79));
         assert_eq!(event.field("parsed").and_then(FieldValue::as_u64), Some(1));
-        assert_eq!(event.field("gpu_index").and_then(FieldValue::as_u64), Some(3));
-        assert_eq!(event.field("uuid").and_then(FieldValue::as_str), Some("GPU-0f0e"));
-        assert_eq!(event.field("pid").and_then(FieldValue::as_u64), Some(pid.into()));
+        assert_eq!(
+            event.field("gpu_index").and_then(FieldValue::as_u64),
+            Some(3)
+        );
+        assert_eq!(
+            event.field("uuid").and_then(FieldValue::as_str),
+            Some("GPU-0f0e")
+        );
+        assert_eq!(
+            event.field("pid").and_then(FieldValue::as_u64),
+            Some(pid.into())
+        );
         assert!(event
             .field("meaning")
             .and_then(FieldValue::as_str)
@@ -247,7 +259,11 @@ mod tests {
     fn victims_that_are_gone_or_someone_else_have_no_cgroup() {
         let pid = std::process::id();
         assert_eq!(victim_cgroup(pid, Some("surely-not-us"), false), None);
-        assert_eq!(victim_cgroup(pid, None, true), None, "a past line's pid is unchecked");
+        assert_eq!(
+            victim_cgroup(pid, None, true),
+            None,
+            "a past line's pid is unchecked"
+        );
         assert_eq!(victim_cgroup(u32::MAX, None, false), None);
         let unnamed = XidAlert::new("NVRM: Xid (0000:03:00): 13, 0001", 0, false, None, None);
         assert_eq!(unnamed.cgroup, None);

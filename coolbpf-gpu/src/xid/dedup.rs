@@ -32,6 +32,8 @@ pub enum Gate {
         overlap: HashMap<String, usize>,
         /// Only live lines stamped at or before this can be twins.
         until_ns: u64,
+        /// Live lines dropped as twins so far.
+        twins: u64,
     },
 }
 
@@ -47,6 +49,15 @@ impl Gate {
         Self::Open {
             overlap: HashMap::new(),
             until_ns: 0,
+            twins: 0,
+        }
+    }
+
+    /// Live lines dropped so far because the history had reported them.
+    pub fn twins(&self) -> u64 {
+        match self {
+            Self::Holding(_) => 0,
+            Self::Open { twins, .. } => *twins,
         }
     }
 
@@ -57,7 +68,11 @@ impl Gate {
                 held.push(line);
                 None
             }
-            Self::Open { overlap, until_ns } => {
+            Self::Open {
+                overlap,
+                until_ns,
+                twins,
+            } => {
                 if line.ts_ns > *until_ns {
                     // Logged after the history ended: no twin. (The overlap is kept:
                     // lines of other CPUs may still arrive slightly out of order.)
@@ -66,6 +81,7 @@ impl Gate {
                 match overlap.get_mut(&line.text) {
                     Some(count) if *count > 0 => {
                         *count -= 1;
+                        *twins += 1;
                         None
                     }
                     _ => Some(line),
@@ -91,12 +107,15 @@ impl Gate {
             Self::Open {
                 overlap: counts,
                 until_ns,
+                twins: 0,
             },
         ) {
             Self::Holding(held) => held,
             Self::Open { .. } => Vec::new(),
         };
-        held.into_iter().filter_map(|line| self.admit(line)).collect()
+        held.into_iter()
+            .filter_map(|line| self.admit(line))
+            .collect()
     }
 }
 
@@ -124,6 +143,7 @@ mod tests {
         assert_eq!(gate.admit(line(15, "c")), None, "late twin still matched");
         assert_eq!(gate.admit(line(16, "c")), Some(line(16, "c")));
         assert_eq!(gate.admit(line(21, "a")), Some(line(21, "a")));
+        assert_eq!(gate.twins(), 2);
     }
 
     #[test]
@@ -131,7 +151,11 @@ mod tests {
         let mut gate = Gate::default();
         assert!(gate.open(["a".to_owned()], 5).is_empty());
         assert_eq!(gate.admit(line(6, "a")), Some(line(6, "a")));
-        assert_eq!(gate.admit(line(4, "a")), None, "a twin arriving out of order");
+        assert_eq!(
+            gate.admit(line(4, "a")),
+            None,
+            "a twin arriving out of order"
+        );
         assert_eq!(gate.admit(line(4, "a")), Some(line(4, "a")));
     }
 

@@ -65,7 +65,9 @@ fn unescape(text: &[u8]) -> Vec<u8> {
     let mut i = 0;
     while i < text.len() {
         if text[i] == b'\\' && text.get(i + 1) == Some(&b'x') {
-            let digits = text.get(i + 2..i + 4).and_then(|d| std::str::from_utf8(d).ok());
+            let digits = text
+                .get(i + 2..i + 4)
+                .and_then(|d| std::str::from_utf8(d).ok());
             if let Some(byte) = digits.and_then(|d| u8::from_str_radix(d, 16).ok()) {
                 out.push(byte);
                 i += 4;
@@ -83,8 +85,9 @@ fn unescape(text: &[u8]) -> Vec<u8> {
 pub struct KmsgStats {
     /// Records read (Xid or not).
     pub records: u64,
-    /// Times the kernel said records were overwritten before they could be read.
-    pub overwritten: u64,
+    /// Records overwritten before they could be read: the gaps in the sequence numbers
+    /// after this reader's first record.
+    pub lost: u64,
     /// Records that did not parse (none on a sane kernel).
     pub malformed: u64,
 }
@@ -94,6 +97,8 @@ pub struct KmsgStats {
 pub struct Kmsg {
     file: File,
     buffer: Vec<u8>,
+    /// The sequence number of the last record read.
+    last_seq: Option<u64>,
 }
 
 impl Kmsg {
@@ -113,6 +118,7 @@ impl Kmsg {
         Ok(Self {
             file,
             buffer: vec![0; RECORD_BUFFER],
+            last_seq: None,
         })
     }
 
@@ -126,14 +132,24 @@ impl Kmsg {
                 Ok(len) => {
                     stats.records += 1;
                     match parse_record(&self.buffer[..len]) {
-                        Ok(record) if is_xid_line(record.message.as_bytes()) => out.push(record),
-                        Ok(_) => {}
+                        Ok(record) => {
+                            if let Some(last) = self.last_seq {
+                                stats.lost += record.seq.saturating_sub(last + 1);
+                            }
+                            self.last_seq = Some(record.seq);
+                            if is_xid_line(record.message.as_bytes()) {
+                                out.push(record);
+                            }
+                        }
                         Err(_) => stats.malformed += 1,
                     }
                 }
                 Err(err) if err.kind() == ErrorKind::WouldBlock => return Ok(stats),
-                Err(err) if err.kind() == ErrorKind::Interrupted => {}
-                Err(err) if err.raw_os_error() == Some(libc::EPIPE) => stats.overwritten += 1,
+                // EPIPE: records were overwritten; the next read goes on after them and
+                // the gap in sequence numbers counts them.
+                Err(err)
+                    if err.kind() == ErrorKind::Interrupted
+                        || err.raw_os_error() == Some(libc::EPIPE) => {}
                 Err(source) => {
                     return Err(Error::Io {
                         context: format!("cannot read the kernel log from {KMSG}"),

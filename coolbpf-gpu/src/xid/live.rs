@@ -47,7 +47,10 @@ mod tests {
         payload[LEN..LEN + 4].copy_from_slice(&(text.len() as u32).to_ne_bytes());
         payload[TEXT..TEXT + text.len()].copy_from_slice(text);
         let line = LiveLine::decode(&payload).unwrap();
-        assert_eq!((line.ts_ns, line.text.as_bytes(), line.truncated), (7, &text[..], false));
+        assert_eq!(
+            (line.ts_ns, line.text.as_bytes(), line.truncated),
+            (7, &text[..], false)
+        );
         // A length beyond the buffer is clamped, a short payload refused.
         payload[LEN..LEN + 4].copy_from_slice(&u32::MAX.to_ne_bytes());
         assert_eq!(LiveLine::decode(&payload).unwrap().text.len(), TEXT_MAX);

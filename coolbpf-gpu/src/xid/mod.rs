@@ -21,7 +21,8 @@
 //!   counted in `gpu_xid_unparsed_total`.
 //! - Every interval: `gpu_xid_errors_total{gpu,xid}` (every reported line, past ones
 //!   included; `gpu` is the GPU's index when known, else its bus id), the unparsed
-//!   counter, and the loss counters.
+//!   counter, `gpu_xid_history_lost_total` (kernel log records overwritten before the
+//!   history reached them: lines that may have been Xids), and the loss counters.
 //!
 //! The driver prints each Xid line with one printk. A line assembled from `pr_cont`
 //! pieces would reach the tracepoint piece by piece, and only its first piece (the one
@@ -66,8 +67,7 @@ const HISTORY: OptionSpec = OptionSpec {
 
 const BUFFER_KB: OptionSpec = OptionSpec {
     name: "buffer_kb",
-    help:
-        "ring buffer size in KiB, a power of two >= 4; lines that do not fit are counted as lost",
+    help: "ring buffer size in KiB, a power of two >= 4; lines that do not fit are counted as lost",
     default: "256",
 };
 
@@ -137,8 +137,9 @@ pub struct HistoryStats {
     pub records: u64,
     /// Xid lines among them (reported with `past: 1`).
     pub xid_lines: u64,
-    /// Times records were overwritten before they could be read.
-    pub overwritten: u64,
+    /// Records the kernel overwrote before they could be read (by their sequence
+    /// numbers): Xids among them are lost, and counted in `gpu_xid_history_lost_total`.
+    pub lost: u64,
 }
 
 /// The alerts' destination and counters, shared by the stream's thread and the caller.
@@ -152,7 +153,12 @@ struct Reporter {
 impl Reporter {
     fn report(&mut self, alert: XidAlert) {
         match &alert.line {
-            Some(line) => *self.errors.entry((alert.gpu_label(), line.code)).or_default() += 1,
+            Some(line) => {
+                *self
+                    .errors
+                    .entry((alert.gpu_label(), line.code))
+                    .or_default() += 1;
+            }
             None => self.unparsed += 1,
         }
         (self.output)(alert);
@@ -189,7 +195,6 @@ fn lock(shared: &Mutex<Shared>) -> MutexGuard<'_, Shared> {
 
 /// A running `xid` probe.
 pub struct Xid {
-    // Field order is drop order: the stream stops before the shared state goes.
     probe: EventProbe<LiveLine>,
     shared: Arc<Mutex<Shared>>,
     history: HistoryStats,
@@ -245,16 +250,18 @@ impl Xid {
             history = HistoryStats {
                 records: stats.records + more.records,
                 xid_lines: past.len() as u64,
-                overwritten: stats.overwritten + more.overwritten,
+                lost: stats.lost + more.lost,
             };
             let overlap: Vec<String> = past[pass_one..]
                 .iter()
                 .map(|record| record.message.clone())
                 .collect();
-            let mut shared = lock(&shared);
+            // One lock per line: the stream's thread keeps draining the ring buffer into
+            // the gate meanwhile, and the gate keeps the live lines after the past ones.
             for record in &past {
-                shared.reporter.report_past(record);
+                lock(&shared).reporter.report_past(record);
             }
+            let mut shared = lock(&shared);
             for line in shared.gate.open(overlap, until_ns) {
                 shared.reporter.report_live(&line);
             }
@@ -274,6 +281,12 @@ impl Xid {
     /// What the start saw of the kernel log's history.
     pub fn history(&self) -> HistoryStats {
         self.history
+    }
+
+    /// Live lines left out so far because the history had already reported them (the
+    /// overlap while the probe started; see [`dedup`]).
+    pub fn duplicates(&self) -> u64 {
+        lock(&self.shared).gate.twins()
     }
 
     /// Lines reported so far, by (`gpu` label, code).
@@ -308,6 +321,12 @@ impl Xid {
             "gpu_xid_unparsed_total",
             labels! {},
             shared.reporter.unparsed,
+        ));
+        metrics.push(Metric::counter(
+            NAME,
+            "gpu_xid_history_lost_total",
+            labels! {},
+            self.history.lost,
         ));
         metrics
     }

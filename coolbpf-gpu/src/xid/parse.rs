@@ -108,7 +108,7 @@ pub fn parse(line: &str) -> Result<XidLine> {
         parsed.name = known(value).map(str::to_owned);
         rest = tail;
     }
-    parsed.text = rest.trim_end().to_owned();
+    rest.trim_end().clone_into(&mut parsed.text);
     Ok(parsed)
 }
 
@@ -177,7 +177,9 @@ pub fn normalize_bus_id(id: &str) -> Result<String> {
         .strip_prefix("PCI:")
         .or_else(|| id.strip_prefix("pci:"))
         .unwrap_or(id);
-    let plain = plain.split_once('.').map_or(plain, |(head, _function)| head);
+    let plain = plain
+        .split_once('.')
+        .map_or(plain, |(head, _function)| head);
     let parts: Vec<&str> = plain.split(':').collect();
     let (domain, bus, device) = match parts.as_slice() {
         [domain, bus, device] => (*domain, *bus, *device),
@@ -185,8 +187,7 @@ pub fn normalize_bus_id(id: &str) -> Result<String> {
         _ => return Err(invalid("expected [domain:]bus:device")),
     };
     let hex = |text: &str, digits: usize, what: &str| -> Result<u32> {
-        if text.is_empty() || text.len() > digits || !text.bytes().all(|b| b.is_ascii_hexdigit())
-        {
+        if text.is_empty() || text.len() > digits || !text.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Err(invalid(&format!("bad {what} {text:?}")));
         }
         u32::from_str_radix(text, 16).map_err(|_| invalid(&format!("bad {what} {text:?}")))
@@ -210,7 +211,9 @@ mod tests {
 
     #[test]
     fn parses_the_current_format() {
-        let x = ok("NVRM: Xid (PCI:0000:3b:00): 79, pid=1234, name=python3, GPU has fallen off the bus.");
+        let x = ok(
+            "NVRM: Xid (PCI:0000:3b:00): 79, pid=1234, name=python3, GPU has fallen off the bus.",
+        );
         assert_eq!(x.bus_id.as_deref(), Some("0000:3b:00"));
         assert_eq!(x.code, 79);
         assert_eq!(x.pid, Some(1234));
@@ -226,7 +229,10 @@ mod tests {
         assert_eq!((x.gpu_instance, x.compute_instance), (Some(5), Some(1)));
         assert_eq!((x.code, x.pid, x.text.as_str()), (48, Some(77), "DBE"));
         let only_gi = ok("NVRM: Xid (PCI:0000:07:00 GPU-I:01): 45, pid=9, name=a, cleanup");
-        assert_eq!((only_gi.gpu_instance, only_gi.compute_instance), (Some(1), None));
+        assert_eq!(
+            (only_gi.gpu_instance, only_gi.compute_instance),
+            (Some(1), None)
+        );
     }
 
     #[test]
@@ -238,15 +244,22 @@ mod tests {
             x.text,
             "Graphics SM Warp Exception on (GPC 0, TPC 1, SM 0): Out Of Range Address"
         );
-        assert_eq!(ok("NVRM: Xid (PCI:0000:00:1e): 13, pid=<unknown>, x").pid, None);
+        assert_eq!(
+            ok("NVRM: Xid (PCI:0000:00:1e): 13, pid=<unknown>, x").pid,
+            None
+        );
     }
 
     #[test]
     fn parses_older_formats() {
-        let old = ok("NVRM: Xid (0000:03:00): 13, 0001 00000000 0000a1c0 00001b0c 0000003e 00000000");
+        let old =
+            ok("NVRM: Xid (0000:03:00): 13, 0001 00000000 0000a1c0 00001b0c 0000003e 00000000");
         assert_eq!(old.bus_id.as_deref(), Some("0000:03:00"));
         assert_eq!((old.code, old.pid, old.name.clone()), (13, None, None));
-        assert_eq!(old.text, "0001 00000000 0000a1c0 00001b0c 0000003e 00000000");
+        assert_eq!(
+            old.text,
+            "0001 00000000 0000a1c0 00001b0c 0000003e 00000000"
+        );
         let no_victim = ok("NVRM: Xid (PCI:0000:02:00): 79, GPU has fallen off the bus.\n");
         assert_eq!((no_victim.code, no_victim.pid), (79, None));
         assert_eq!(no_victim.text, "GPU has fallen off the bus.");
@@ -255,7 +268,10 @@ mod tests {
         let code_only = ok("NVRM: Xid (PCI:0000:02:00): 79");
         assert_eq!((code_only.code, code_only.text.as_str()), (79, ""));
         let pid_only = ok("NVRM: Xid (PCI:0000:02:00): 31, pid=5");
-        assert_eq!((pid_only.pid, pid_only.name, pid_only.text.as_str()), (Some(5), None, ""));
+        assert_eq!(
+            (pid_only.pid, pid_only.name, pid_only.text.as_str()),
+            (Some(5), None, "")
+        );
     }
 
     #[test]
@@ -309,7 +325,9 @@ mod tests {
         ] {
             assert!(parse(line).is_err(), "{line:?} parsed");
         }
-        let err = parse("NVRM: Xid (PCI:0000:3b:00): 79x").unwrap_err().to_string();
+        let err = parse("NVRM: Xid (PCI:0000:3b:00): 79x")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("no ',' after the code"), "{err}");
     }
 
@@ -353,7 +371,15 @@ mod tests {
         ] {
             assert_eq!(normalize_bus_id(id).unwrap(), want, "{id}");
         }
-        for id in ["", ":", "3b", "0000:3b:00:00", "0000:3b:", "g:00:00", "0000:100:00"] {
+        for id in [
+            "",
+            ":",
+            "3b",
+            "0000:3b:00:00",
+            "0000:3b:",
+            "g:00:00",
+            "0000:100:00",
+        ] {
             assert!(normalize_bus_id(id).is_err(), "{id:?}");
         }
     }
