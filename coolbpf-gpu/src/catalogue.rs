@@ -1,9 +1,9 @@
 //! The GPU probes' registry entries, and [`CATALOGUE`]: every probe of coolbpf, CPU and
 //! GPU side, which the faces (the `coolbpf` command, Python, C) offer.
 
-use coolbpf_probes::registry::{Catalogue, Category, ProbeInfo, PROBES};
+use coolbpf_probes::registry::{host_ready, Catalogue, Category, ProbeInfo, PROBES};
 
-use crate::nvml;
+use crate::{nvml, xid};
 
 /// The uprobe hook kinds the library probes need.
 const UPROBES: &[&str] = &["uprobe"];
@@ -26,6 +26,22 @@ pub const GPU_PROBES: &[ProbeInfo] = &[
             Ok(Box::new(crate::cuda::CudaPlugin::new(
                 crate::cuda::CudaConfig::from_options(options)?,
             )))
+        },
+    },
+    ProbeInfo {
+        name: xid::NAME,
+        category: Category::Gpu,
+        description:
+            "NVIDIA driver Xid errors, with meaning, action, GPU and victim; past ones too",
+        hooks: &["printk:console"],
+        requires: &[&["tp_btf", "raw_tp", "tracepoint"], &["ringbuf"]],
+        options: xid::OPTIONS,
+        // Xid lines are kernel log lines: nothing to find on the host, GPU or not.
+        host: host_ready,
+        factory: |options| {
+            Ok(Box::new(xid::XidPlugin::new(xid::XidConfig::from_options(
+                options,
+            )?)))
         },
     },
     ProbeInfo {

@@ -6,6 +6,10 @@
 //! entry in [`CATALOGUE`], which also holds the CPU-side probes of `coolbpf-probes`; the
 //! `coolbpf` command, the Python module and the C API all offer that catalogue.
 //!
+//! | probe | what it shows | hook |
+//! |---|---|---|
+//! | [`xid`] | the NVIDIA driver's Xid errors, with meaning, action, GPU and victim, past ones too | `printk:console`, `/dev/kmsg` |
+//!
 //! Without a GPU or a driver every probe still builds, and `coolbpf list` says why one is
 //! unavailable (no CUDA library found, no NVML) instead of failing later.
 //!
@@ -23,5 +27,6 @@ pub mod catalogue;
 pub mod cuda;
 pub mod library;
 pub mod nvml;
+pub mod xid;
 
 pub use catalogue::{CATALOGUE, GPU_PROBES};

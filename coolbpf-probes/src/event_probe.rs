@@ -23,6 +23,9 @@ impl<E: Send + 'static> EventProbe<E> {
     /// Streams `object`'s events, decoded by `decode` and handed over by `delivery`, then
     /// attaches its programs with `attach` (which returns their names): the stream is
     /// ready before the first event can be produced.
+    ///
+    /// Public so that the probes of other crates (`coolbpf-gpu`) build on the same
+    /// stream-then-attach order and loss accounting instead of a copy of it.
     pub fn start(
         mut object: BpfObject,
         decode: fn(&[u8]) -> Result<E>,

@@ -401,7 +401,8 @@ impl SchedHistogram {
     }
 }
 
-/// The kernel's monotonic clock (what `bpf_ktime_get_ns` reads), ns.
+/// The kernel's monotonic clock (what `bpf_ktime_get_ns` reads), ns. Public for the
+/// probes of other crates that compare their own time with an event's.
 pub fn monotonic_ns() -> u64 {
     let mut now = libc::timespec {
         tv_sec: 0,
