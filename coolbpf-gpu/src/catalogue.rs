@@ -29,6 +29,21 @@ pub const GPU_PROBES: &[ProbeInfo] = &[
         },
     },
     ProbeInfo {
+        name: crate::hang::NAME,
+        category: Category::Gpu,
+        description: "CUDA calls blocked past threshold_ms and events polled not ready: \
+                      the stuck call, its stack, the kernels launched before it",
+        hooks: &["uprobe:libcudart", "uretprobe:libcudart"],
+        requires: &[UPROBES, &["ringbuf"]],
+        options: crate::hang::OPTIONS,
+        host: crate::cuda::host_check,
+        factory: |options| {
+            Ok(Box::new(crate::hang::GpuHangPlugin::new(
+                crate::hang::HangConfig::from_options(options)?,
+            )))
+        },
+    },
+    ProbeInfo {
         name: xid::NAME,
         category: Category::Gpu,
         description:

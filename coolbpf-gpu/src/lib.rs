@@ -25,6 +25,7 @@
 pub mod calls;
 pub mod catalogue;
 pub mod cuda;
+pub mod hang;
 pub mod library;
 pub mod nvml;
 pub mod xid;

@@ -12,7 +12,7 @@ use coolbpf_core::{ErrorKind, FieldValue, LabelValue, MetricValue, Record};
 use coolbpf_gpu::CATALOGUE;
 use coolbpf_probes::{ProbeOptions, ProbeSession};
 
-use support::{build_launches, build_runtime_calls, cudart, nvidia_root, Program};
+use support::{build_c, build_launches, cudart, nvidia_root, Program};
 
 const CALLS: u64 = 37;
 
@@ -73,7 +73,7 @@ fn calls_counted_exactly(major: u32) {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let program = build_runtime_calls(dir.path());
+    let program = build_c("runtime_calls", dir.path());
     let lib = cudart(&root, major);
     let mut child = Program::start(Command::new(&program).arg(&lib).arg(CALLS.to_string()));
     let pid = child.pid();

@@ -47,7 +47,7 @@ use coolbpf_probes::sched::monotonic_ns;
 pub use call::{CudaCall, KernelRef, Launch};
 pub use functions::{Function, Role, FUNCTIONS};
 pub use state::CudaState;
-pub use tracer::{CudaTracer, OnCall, TraceConfig, WATCH_BASE};
+pub use tracer::{function_name, CudaTracer, OnCall, TraceConfig, WATCH_BASE};
 
 use crate::calls::CallRecord;
 

@@ -118,15 +118,9 @@ impl CudaTracer {
         self.calls.in_flight()
     }
 
-    /// The name of watched function `id` (its symbol), or of CUDA function `id`.
+    /// The name of function `id`.
     pub fn function_name(&self, id: u16) -> String {
-        if id >= WATCH_BASE {
-            self.watched
-                .get(usize::from(id - WATCH_BASE))
-                .map_or_else(|| format!("function {id}"), |(_, symbol)| symbol.clone())
-        } else {
-            functions::by_id(id).map_or_else(|| format!("function {id}"), |f| f.name.to_owned())
-        }
+        function_name(&self.watched, id)
     }
 
     /// Records delivered and lost.
@@ -170,6 +164,27 @@ impl CudaTracer {
             .clone()
     }
 
+    /// The frames of user stack `stack` of process `pid`, root first, symbolized now
+    /// (the process must still be alive for its addresses to resolve).
+    pub fn frames(&self, pid: u32, comm: &str, stack: &[u64]) -> Vec<String> {
+        let mut one = Profile::new();
+        one.add(Sample {
+            pid,
+            tid: 0,
+            comm: comm.to_owned(),
+            kernel_ips: Vec::new(),
+            user_ips: stack.to_vec(),
+            weight: 1,
+        });
+        let mut resolver = lock(&self.resolver);
+        resolver.resolve_user(&one);
+        resolver
+            .stacks(&one)
+            .first()
+            .map(coolbpf_symbolize::profile::SymbolizedStack::frame_names)
+            .unwrap_or_default()
+    }
+
     /// The launch stacks so far as stack records, root first, each ending with the
     /// kernel it launched (`[cuda] NAME`), weighted by launches.
     pub fn launch_stacks(&self, probe: &str, ts_ns: u64) -> Vec<StackSample> {
@@ -202,6 +217,18 @@ impl CudaTracer {
             }
         }
         out
+    }
+}
+
+/// The name of function `id`: a CUDA function's, or the symbol of watched function `id`
+/// of `watched`.
+pub fn function_name(watched: &[(PathBuf, String)], id: u16) -> String {
+    if id >= WATCH_BASE {
+        watched
+            .get(usize::from(id - WATCH_BASE))
+            .map_or_else(|| format!("function {id}"), |(_, symbol)| symbol.clone())
+    } else {
+        functions::by_id(id).map_or_else(|| format!("function {id}"), |f| f.name.to_owned())
     }
 }
 

@@ -49,13 +49,13 @@ fn programs() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/programs")
 }
 
-/// `tests/programs/runtime_calls.c`, compiled with frame pointers into `dir`.
-pub fn build_runtime_calls(dir: &Path) -> PathBuf {
-    let out = dir.join("runtime_calls");
+/// `tests/programs/NAME.c`, compiled with frame pointers into `dir`.
+pub fn build_c(name: &str, dir: &Path) -> PathBuf {
+    let out = dir.join(name);
     let status = Command::new("gcc")
         .args(["-O1", "-g", "-fno-omit-frame-pointer", "-o"])
         .arg(&out)
-        .arg(programs().join("runtime_calls.c"))
+        .arg(programs().join(format!("{name}.c")))
         .arg("-ldl")
         .status()
         .expect("run gcc");
