@@ -41,6 +41,9 @@ enum Command {
     /// Sample on-CPU stacks (or measure off-CPU time) and write a profile: folded stacks,
     /// pprof, a flame graph SVG, or JSON lines.
     Profile(commands::profile::ProfileArgs),
+    /// GPU-side diagnosis.
+    #[command(subcommand)]
+    Gpu(commands::gpu::GpuCommand),
 }
 
 fn main() -> ExitCode {
@@ -62,6 +65,7 @@ fn main() -> ExitCode {
         Command::Run(args) => commands::run::run(&args),
         Command::Symbolize(args) => commands::symbolize::run(&args),
         Command::Profile(args) => commands::profile::run(&args),
+        Command::Gpu(command) => commands::gpu::run(&command),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

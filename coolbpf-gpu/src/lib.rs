@@ -25,6 +25,7 @@
 pub mod calls;
 pub mod catalogue;
 pub mod cuda;
+pub mod diagnose;
 pub mod hang;
 pub mod library;
 pub mod nvml;

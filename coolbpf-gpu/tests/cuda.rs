@@ -172,7 +172,7 @@ fn assert_arguments_as_passed(records: &[Record]) {
     for copy in of("cudaMemcpy") {
         assert_eq!(field(copy, "bytes"), Some(FieldValue::UInt(4096)));
         assert_eq!(
-            field(copy, "kind"),
+            field(copy, "direction"),
             Some(FieldValue::Str("host_to_device".into()))
         );
     }

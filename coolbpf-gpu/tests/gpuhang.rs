@@ -63,7 +63,7 @@ fn a_blocked_call_is_reported_once_and_quick_ones_never() {
         .collect();
     let blocked: Vec<_> = events
         .iter()
-        .filter(|e| text(e, "kind") == "call_blocked")
+        .filter(|e| text(e, "hang") == "call_blocked")
         .collect();
     assert_eq!(blocked.len(), 1, "exactly one report: {events:#?}");
     let hang = blocked[0];
@@ -87,7 +87,7 @@ fn a_blocked_call_is_reported_once_and_quick_ones_never() {
     );
     let returned: Vec<_> = events
         .iter()
-        .filter(|e| text(e, "kind") == "call_returned")
+        .filter(|e| text(e, "hang") == "call_returned")
         .collect();
     assert_eq!(returned.len(), 1, "{events:#?}");
     assert_eq!(text(returned[0], "function"), "block_in_driver");

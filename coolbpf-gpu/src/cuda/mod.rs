@@ -183,7 +183,7 @@ impl Cuda {
         }
         for (((pid, comm), kind), bytes) in &state.memcpy_bytes {
             let labels =
-                labels! {"pid" => *pid, "comm" => comm.as_str(), "kind" => memcpy_kind(*kind)};
+                labels! {"pid" => *pid, "comm" => comm.as_str(), "direction" => memcpy_kind(*kind)};
             out.push(Metric::counter(NAME, "cuda_memcpy_bytes_total", labels, *bytes).into());
         }
         for (function, waits) in &state.sync_waits {
@@ -254,7 +254,7 @@ pub fn call_event(
         CudaCall::Free { ptr } => event.with("ptr", hex(ptr)),
         CudaCall::Memcpy { bytes, kind } => event
             .with("bytes", FieldValue::UInt(bytes))
-            .with("kind", FieldValue::Str(memcpy_kind(kind))),
+            .with("direction", FieldValue::Str(memcpy_kind(kind))),
         CudaCall::Sync { on } => event.with("on", hex(on)),
         CudaCall::EventRecord { event: e, stream } => {
             event.with("event", hex(e)).with("stream", hex(stream))

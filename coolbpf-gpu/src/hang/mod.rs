@@ -133,7 +133,7 @@ impl GpuHang {
             if lock(&seen).remove(&key) {
                 if let Some(emitter) = &returns {
                     let event = Event::new(NAME, record.return_ns.unwrap_or_default())
-                        .with("kind", FieldValue::Str("call_returned".into()))
+                        .with("hang", FieldValue::Str("call_returned".into()))
                         .with("pid", FieldValue::UInt(record.pid.into()))
                         .with("tid", FieldValue::UInt(record.tid.into()))
                         .with("comm", FieldValue::Str(record.comm.clone()))
@@ -211,7 +211,7 @@ impl GpuHang {
             .collect();
         drop(state);
         let mut event = Event::new(NAME, call.entry_ns)
-            .with("kind", FieldValue::Str("call_blocked".into()))
+            .with("hang", FieldValue::Str("call_blocked".into()))
             .with("pid", FieldValue::UInt(call.pid.into()))
             .with("tid", FieldValue::UInt(call.tid.into()))
             .with("comm", FieldValue::Str(call.comm.clone()))
@@ -249,7 +249,7 @@ impl GpuHang {
                 })
                 .unwrap_or_default();
             let mut report = Event::new(NAME, not_ready.since_ns)
-                .with("kind", FieldValue::Str("event_not_ready".into()))
+                .with("hang", FieldValue::Str("event_not_ready".into()))
                 .with("pid", FieldValue::UInt((*pid).into()))
                 .with("tid", FieldValue::UInt(not_ready.tid.into()))
                 .with("comm", FieldValue::Str(not_ready.comm.clone()))
@@ -290,7 +290,7 @@ impl ProbeSource for GpuHang {
         let [calls, events] = *lock(&self.hangs);
         for (kind, count) in [("call_blocked", calls), ("event_not_ready", events)] {
             out.push(
-                Metric::counter(NAME, "gpu_hangs_total", labels! {"kind" => kind}, count).into(),
+                Metric::counter(NAME, "gpu_hangs_total", labels! {"hang" => kind}, count).into(),
             );
         }
         for (id, count) in lock(&self.returned).iter() {

@@ -8,7 +8,7 @@
 
 mod offcpu;
 mod output;
-mod progress;
+pub(crate) mod progress;
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime};
