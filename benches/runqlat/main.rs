@@ -22,6 +22,7 @@
 
 #[path = "../profile/bpfstats.rs"]
 mod bpfstats;
+#[path = "../peers/bpftrace.rs"]
 mod bpftrace;
 mod workload;
 
@@ -33,6 +34,39 @@ use coolbpf::{BpfObject, Environment, ObjectBuilder};
 
 use bpftrace::Bpftrace;
 use workload::{bench_cpu, ping_pong, Usage};
+
+/// runqlat in bpftrace, with the rules of the probe's bpftrace comparison test
+/// (coolbpf-probes/tests/runqlat.rs): a woken task, or one switched out still runnable
+/// (prev_state 0, or reported preempted: TASK_REPORT_MAX), is queued; a queued task
+/// switched in is one latency. As runqlat does by default, latencies go into one log2
+/// histogram in microseconds, and every switch is counted.
+pub const SCRIPT: &str = r#"
+BEGIN { printf("ready\n"); }
+tracepoint:sched:sched_wakeup, tracepoint:sched:sched_wakeup_new {
+    if (args->pid != 0) { @q[args->pid] = nsecs; }
+}
+tracepoint:sched:sched_switch {
+    @sw = count();
+    if (args->prev_pid != 0 && (args->prev_state == 0 || (args->prev_state & 256) != 0)) {
+        @q[args->prev_pid] = nsecs;
+    }
+    $queued = @q[args->next_pid];
+    if ($queued != 0) {
+        @usecs = hist((nsecs - $queued) / 1000);
+        delete(@q[args->next_pid]);
+    }
+}
+END { clear(@q); }
+"#;
+
+/// The switches the bpftrace script counted (`@sw`), from what it printed.
+fn switches_counted(output: &[String]) -> u64 {
+    output
+        .iter()
+        .find_map(|line| line.strip_prefix("@sw: "))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or(0)
+}
 
 /// Sizes of the full run and of the smoke test.
 struct Plan {
@@ -166,9 +200,9 @@ fn measure(variant: Variant, bpftrace: Option<&Path>, round_trips: u32) -> io::R
     }
     Ok(match (variant, bpftrace) {
         (Variant::Bpftrace, Some(path)) => {
-            let peer = Bpftrace::start(path)?;
+            let peer = Bpftrace::start(path, SCRIPT)?;
             let usage = ping_pong(round_trips, bench_cpu())?;
-            let traced = peer.stop()?;
+            let traced = switches_counted(&peer.stop()?);
             Measured {
                 usage,
                 traced: Some(traced),
@@ -368,7 +402,7 @@ fn kernel_accounting(
                 (after.0 - before.0, after.1 - before.1)
             }
             (Variant::Bpftrace, Some(path)) => {
-                let peer = Bpftrace::start(path)?;
+                let peer = Bpftrace::start(path, SCRIPT)?;
                 let before = bpfstats::of_process(peer.pid())?;
                 ping_pong(round_trips, bench_cpu())?;
                 let after = bpfstats::of_process(peer.pid())?;

@@ -8,7 +8,12 @@
  * capture the raw argument registers and the first stack arguments, and userspace
  * decodes them per function (dim3 by value, cudaStream_t on the stack, ...).
  *
- *  - entry-only functions (launches) are sent at entry, with the caller's user stack;
+ *  - launches (CALL_AGGREGATE) are counted in the kernel, as bpftrace's
+ *    `@[ustack] = count()` would: by (pid, function, what is launched, caller, user stack
+ *    id) in `launches`, and the last few per process in `recent`; they are sent too only
+ *    when userspace asks for every call (CALL_SEND). A launch is the hottest call there
+ *    is, and a record through the ring buffer costs several times the uprobe itself;
+ *  - other entry-only functions are sent at entry;
  *  - the others are kept in `inflight` (by thread and function) until they return, then
  *    sent once with the return value and the time spent. What stays in `inflight` is a
  *    call that has not returned: the hang watchdog reads it from there.
@@ -35,6 +40,12 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 #define CALL_BLOB_STACK (1ULL << 24) /* at entry, read the 48 bytes above the return
 				      * address: a large struct passed by value */
 #define CALL_NAME_SHIFT 20           /* bits 20-23: 1 + index of a string argument */
+#define CALL_AGGREGATE (1ULL << 25)  /* a launch: count it in `launches` and `recent` */
+#define CALL_SEND (1ULL << 26)       /* with CALL_AGGREGATE: send it as well */
+#define CALL_KEY_SHIFT 27            /* bits 27-30: the argument naming what is launched */
+#define CALL_STREAM_SHIFT 31         /* bits 31-34: 1 + the stream argument's index;
+				      * 15: the stream of a config struct at arg0 + 32 */
+#define CALL_INDEX_MASK 0xfULL
 #define CALL_NAME_MASK 0xfULL
 
 /* Record flags. */
@@ -87,6 +98,66 @@ struct {
 	__type(key, __u32);
 	__type(value, struct call_record);
 } scratch SEC(".maps");
+
+struct launch_key {
+	__u32 pid;
+	__u32 function;
+	__u64 kernel; /* host stub, kernel handle, CUfunction or graph */
+	__u64 caller; /* the return address at entry (see the stack note above) */
+	__s32 user_stack; /* id in `stacks`, or a negative errno */
+	__u32 pad;
+};
+
+struct launch_value {
+	__u64 count;
+	__u64 last_ns;
+	char comm[COOLBPF_TASK_COMM_LEN];
+};
+
+#define RECENT_LAUNCHES 16
+
+struct recent_launch {
+	__u64 ts_ns;
+	__u64 kernel;
+	__u64 stream;
+	__u32 tid;
+	__u32 function;
+};
+
+struct recent_launches {
+	__u64 next;
+	struct recent_launch slot[RECENT_LAUNCHES];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct launch_key);
+	__type(value, struct launch_value);
+} launches SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_STACK_TRACE);
+	__uint(max_entries, 16384);
+	__uint(key_size, sizeof(__u32));
+	__uint(value_size, CALL_MAX_STACK * sizeof(__u64));
+} stacks SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u32);
+	__type(value, struct recent_launches);
+} recent SEC(".maps");
+
+/* Never written: the zeroed value a new process's `recent` ring starts from (too large
+ * for the BPF stack). */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct recent_launches);
+} recent_zero SEC(".maps");
 
 static __always_inline void capture_args(struct pt_regs *ctx, struct call_record *rec)
 {
@@ -188,6 +259,90 @@ static __always_inline void fill_entry(struct pt_regs *ctx, struct call_record *
 		capture_stack(ctx, rec);
 }
 
+/* Argument `index` at entry: a register, or a word above the return address. */
+static __always_inline __u64 arg_at(struct pt_regs *ctx, __u64 index)
+{
+	__u64 value = 0;
+
+	switch (index) {
+	case 0: return PT_REGS_PARM1(ctx);
+	case 1: return PT_REGS_PARM2(ctx);
+	case 2: return PT_REGS_PARM3(ctx);
+	case 3: return PT_REGS_PARM4(ctx);
+	case 4: return PT_REGS_PARM5(ctx);
+	case 5: return PT_REGS_PARM6(ctx);
+	default:
+		if (index > 10)
+			return 0;
+		bpf_probe_read_user(&value, sizeof(value), (void *)(PT_REGS_SP(ctx) + 8 * (index - 5)));
+		return value;
+	}
+}
+
+static __always_inline __u64 stream_of(struct pt_regs *ctx, __u64 cookie)
+{
+	__u64 which = (cookie >> CALL_STREAM_SHIFT) & CALL_INDEX_MASK;
+	__u64 stream = 0;
+
+	if (which == 15) {
+		/* cudaLaunchConfig_t and CUlaunchConfig both keep the stream at offset 32. */
+		bpf_probe_read_user(&stream, sizeof(stream), (void *)(PT_REGS_PARM1(ctx) + 32));
+		return stream;
+	}
+	return which ? arg_at(ctx, which - 1) : 0;
+}
+
+/* Set by userspace: the kernel's stack walk at an entry uprobe lacks the immediate caller
+ * (kernels before 6.11), so the launch key must carry it. */
+const volatile bool launch_key_caller = true;
+
+/* This runs on every launch: the cheap way first (lookups that hit), the initialisations
+ * only for a key or a process seen for the first time. */
+static __always_inline void count_launch(struct pt_regs *ctx, __u64 cookie)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	struct launch_value *value, init = {};
+	struct recent_launches *ring, *empty;
+	struct launch_key key = {};
+	__u32 pid = pid_tgid >> 32;
+	__u64 now = bpf_ktime_get_ns();
+	__u64 slot;
+
+	key.pid = pid;
+	key.function = cookie & 0xffff;
+	key.kernel = arg_at(ctx, (cookie >> CALL_KEY_SHIFT) & CALL_INDEX_MASK);
+	if (launch_key_caller &&
+	    bpf_probe_read_user(&key.caller, sizeof(key.caller), (void *)PT_REGS_SP(ctx)))
+		key.caller = 0;
+	key.user_stack = bpf_get_stackid(ctx, &stacks, BPF_F_USER_STACK);
+	if (key.user_stack < 0 && key.user_stack != -14 /* EFAULT: no user stack */)
+		coolbpf_count_loss(COOLBPF_LOSS_STACK);
+	value = bpf_map_lookup_elem(&launches, &key);
+	if (!value) {
+		bpf_get_current_comm(init.comm, sizeof(init.comm));
+		value = coolbpf_lookup_or_init(&launches, &key, &init);
+	}
+	if (value) {
+		__sync_fetch_and_add(&value->count, 1);
+		value->last_ns = now;
+	}
+	ring = bpf_map_lookup_elem(&recent, &pid);
+	if (!ring) {
+		empty = bpf_map_lookup_elem(&recent_zero, &(__u32){ 0 });
+		if (!empty)
+			return;
+		ring = coolbpf_lookup_or_init(&recent, &pid, empty);
+		if (!ring)
+			return;
+	}
+	slot = __sync_fetch_and_add(&ring->next, 1) % RECENT_LAUNCHES;
+	ring->slot[slot].ts_ns = now;
+	ring->slot[slot].kernel = key.kernel;
+	ring->slot[slot].stream = stream_of(ctx, cookie);
+	ring->slot[slot].tid = (__u32)pid_tgid;
+	ring->slot[slot].function = key.function;
+}
+
 SEC("uprobe")
 int call_entry(struct pt_regs *ctx)
 {
@@ -197,6 +352,11 @@ int call_entry(struct pt_regs *ctx)
 
 	if (!coolbpf_tgid_allowed(NULL))
 		return 0;
+	if (cookie & CALL_AGGREGATE) {
+		count_launch(ctx, cookie);
+		if (!(cookie & CALL_SEND))
+			return 0;
+	}
 	rec = bpf_map_lookup_elem(&scratch, &zero);
 	if (!rec)
 		return 0;

@@ -15,7 +15,19 @@ mod record;
 mod tracer;
 
 pub use record::{CallRecord, MAX_ARGS, MAX_STACK, NAME_LEN};
-pub use tracer::{CallTracer, MissingFunction, TracedFunction};
+pub use tracer::{CallTracer, LaunchCount, MissingFunction, RecentLaunch, TracedFunction};
+
+/// The stack the kernel walked, with the immediate caller put in when the walk lacks it:
+/// at a function's first instruction the return address is still at the stack pointer
+/// and the frame pointer is the caller's, so a frame-pointer walk skips the caller;
+/// kernels since 6.11 add it themselves at entry uprobes, older ones do not.
+pub fn with_caller(mut stack: Vec<u64>, caller: u64) -> Vec<u64> {
+    if !stack.is_empty() && caller != 0 && stack.get(1) != Some(&caller) {
+        stack.insert(1, caller);
+        stack.truncate(MAX_STACK);
+    }
+    stack
+}
 
 /// What `calls.bpf.c` captures for a function: the flag bits of its attach cookie.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -34,7 +46,29 @@ impl CallFlags {
     /// more than 16 bytes passed by value (`ncclUniqueId`), which the calling convention
     /// puts on the stack.
     pub const BLOB_STACK: Self = Self(1 << 24);
+    /// A launch: counted in the kernel by (pid, function, what is launched, caller, user
+    /// stack), and kept among the process's recent launches; not sent unless
+    /// [`SEND`](Self::SEND) is set too. Needs [`key_at`](Self::key_at) and
+    /// [`stream_at`](Self::stream_at).
+    pub const AGGREGATE: Self = Self(1 << 25);
+    /// With [`AGGREGATE`](Self::AGGREGATE): send each call as well.
+    pub const SEND: Self = Self(1 << 26);
+    /// With [`AGGREGATE`](Self::AGGREGATE): the stream is in the config struct the first
+    /// argument points to, at offset 32 (`cudaLaunchConfig_t`, `CUlaunchConfig`).
+    pub const STREAM_IN_CONFIG: Self = Self(15 << 31);
     const NAME_SHIFT: u32 = 20;
+    const KEY_SHIFT: u32 = 27;
+    const STREAM_SHIFT: u32 = 31;
+
+    /// Argument `index` (0..11) names what a launch launches.
+    pub const fn key_at(index: u64) -> Self {
+        Self(index << Self::KEY_SHIFT)
+    }
+
+    /// Argument `index` (0..11) is a launch's stream.
+    pub const fn stream_at(index: u64) -> Self {
+        Self((index + 1) << Self::STREAM_SHIFT)
+    }
 
     /// Nothing but arguments and the return value.
     pub const NONE: Self = Self(0);

@@ -78,16 +78,10 @@ impl CallRecord {
             *arg = r.u64(ARGS + i * 8)?;
         }
         let stack_len = (r.u32(STACK_LEN)? as usize).min(MAX_STACK);
-        let mut stack = (0..stack_len)
+        let stack = (0..stack_len)
             .map(|i| r.u64(STACK + i * 8))
             .collect::<Result<Vec<_>>>()?;
-        // The kernel's walk skips the immediate caller unless it knows about entry
-        // uprobes (6.11 and later): put the return address in when it is missing.
-        let caller = r.u64(CALLER)?;
-        if !stack.is_empty() && caller != 0 && stack.get(1) != Some(&caller) {
-            stack.insert(1, caller);
-            stack.truncate(MAX_STACK);
-        }
+        let stack = super::with_caller(stack, r.u64(CALLER)?);
         let mut blob = [0u64; BLOB_WORDS];
         for (i, word) in blob.iter_mut().enumerate() {
             *word = r.u64(BLOB + i * 8)?;

@@ -6,6 +6,7 @@
 //! low half of the second); arguments past the sixth word are on the stack above the
 //! return address (`args[6]` onward in a [`CallRecord`](crate::calls::CallRecord)).
 
+use super::call::KernelRef;
 use crate::calls::CallFlags;
 use crate::library::LibraryKind;
 
@@ -68,21 +69,43 @@ pub struct Function {
 }
 
 impl Function {
-    /// What `calls.bpf.c` must capture for it.
-    pub fn flags(&self) -> CallFlags {
-        match self.role {
-            Role::LaunchRuntime | Role::LaunchDriver | Role::GraphLaunch => {
-                CallFlags::STACK.with(CallFlags::ENTRY_ONLY)
-            }
-            Role::LaunchRuntimeEx | Role::LaunchDriverEx => CallFlags::STACK
+    /// What `calls.bpf.c` must capture for it. Launches are counted in the kernel; with
+    /// `send_launches` each one is sent as well (with its config struct, for the
+    /// launch's dimensions).
+    pub fn flags(&self, send_launches: bool) -> CallFlags {
+        let launch = |key, stream: CallFlags| {
+            let counted = CallFlags::AGGREGATE
                 .with(CallFlags::ENTRY_ONLY)
-                .with(CallFlags::BLOB_ARG0),
+                .with(CallFlags::key_at(key))
+                .with(stream);
+            if send_launches {
+                counted.with(CallFlags::SEND)
+            } else {
+                counted
+            }
+        };
+        match self.role {
+            Role::LaunchRuntime => launch(0, CallFlags::stream_at(7)),
+            Role::LaunchDriver => launch(0, CallFlags::stream_at(8)),
+            Role::GraphLaunch => launch(0, CallFlags::stream_at(1)),
+            Role::LaunchRuntimeEx | Role::LaunchDriverEx => {
+                launch(1, CallFlags::STREAM_IN_CONFIG).with(CallFlags::BLOB_ARG0)
+            }
             // Out-parameters: the pointer or handle made.
             Role::Malloc | Role::GetKernel => CallFlags::DEREF_ARG0,
             Role::Sync => CallFlags::STACK,
             Role::RegisterFunction => CallFlags::ENTRY_ONLY.with(CallFlags::name_at(3)),
             Role::GetFunction => CallFlags::DEREF_ARG0.with(CallFlags::name_at(2)),
             Role::Free | Role::Memcpy | Role::EventRecord | Role::EventQuery => CallFlags::NONE,
+        }
+    }
+
+    /// What a launch through it of `key` (its key argument) launched.
+    pub fn kernel_ref(&self, key: u64) -> KernelRef {
+        match self.role {
+            Role::LaunchDriver | Role::LaunchDriverEx => KernelRef::DriverFunction(key),
+            Role::GraphLaunch => KernelRef::Graph(key),
+            _ => KernelRef::HostStub(key),
         }
     }
 
@@ -259,14 +282,18 @@ mod tests {
     }
 
     #[test]
-    fn launches_are_entry_only_with_stacks() {
+    fn launches_are_counted_in_the_kernel_and_sent_only_when_asked() {
         for f in FUNCTIONS.iter().filter(|f| f.is_launch()) {
-            assert!(f.flags().has(CallFlags::ENTRY_ONLY.with(CallFlags::STACK)));
+            assert!(f
+                .flags(false)
+                .has(CallFlags::ENTRY_ONLY.with(CallFlags::AGGREGATE)));
+            assert!(!f.flags(false).has(CallFlags::SEND));
+            assert!(f.flags(true).has(CallFlags::SEND));
         }
         let register = FUNCTIONS
             .iter()
             .find(|f| f.role == Role::RegisterFunction)
             .unwrap();
-        assert_eq!(register.flags().name_arg(), Some(3));
+        assert_eq!(register.flags(false).name_arg(), Some(3));
     }
 }

@@ -33,6 +33,7 @@ pub mod functions;
 pub mod state;
 pub mod tracer;
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -47,7 +48,7 @@ use coolbpf_probes::sched::monotonic_ns;
 pub use call::{CudaCall, KernelRef, Launch};
 pub use functions::{Function, Role, FUNCTIONS};
 pub use state::CudaState;
-pub use tracer::{function_name, CudaTracer, OnCall, TraceConfig, WATCH_BASE};
+pub use tracer::{function_name, CudaTracer, Launched, OnCall, TraceConfig, WATCH_BASE};
 
 use crate::calls::CallRecord;
 
@@ -89,9 +90,13 @@ impl CudaConfig {
     /// The config described by registry options.
     pub fn from_options(options: &ProbeOptions) -> Result<Self> {
         options.check(NAME, OPTIONS)?;
+        let events = options.get(&EVENTS)?;
         Ok(Self {
-            trace: trace_config(options, Vec::new())?,
-            events: options.get(&EVENTS)?,
+            trace: TraceConfig {
+                launch_events: events,
+                ..trace_config(options, Vec::new())?
+            },
+            events,
         })
     }
 }
@@ -115,6 +120,7 @@ pub fn trace_config(options: &ProbeOptions, watch: Vec<(PathBuf, String)>) -> Re
             .collect(),
         watch,
         buffer_kb,
+        launch_events: false,
     })
 }
 
@@ -152,14 +158,24 @@ impl Cuda {
 
     /// This interval's records (cumulative values).
     pub fn records(&self) -> Result<Vec<Record>> {
+        let launched = self.tracer.launches()?;
         let mut out: Vec<Record> = self
             .tracer
-            .launch_stacks(NAME, monotonic_ns())
+            .launch_stacks(NAME, monotonic_ns(), &launched)
             .into_iter()
             .map(Record::Stack)
             .collect();
         let state = self.tracer.state();
-        for (((pid, comm), function), count) in &state.calls {
+        // Calls: those sent, and the launches counted in the kernel.
+        let mut calls = state.calls.clone();
+        let mut per_kernel: BTreeMap<(u32, &str, KernelRef), u64> = BTreeMap::new();
+        for l in &launched {
+            *calls
+                .entry(((l.pid, l.comm.clone()), l.function.name))
+                .or_default() += l.count;
+            *per_kernel.entry((l.pid, &l.comm, l.kernel)).or_default() += l.count;
+        }
+        for (((pid, comm), function), count) in &calls {
             let labels = labels! {"pid" => *pid, "comm" => comm.as_str(), "function" => *function};
             out.push(Metric::counter(NAME, "cuda_calls_total", labels, *count).into());
         }
@@ -171,9 +187,9 @@ impl Cuda {
             };
             out.push(Metric::counter(NAME, "cuda_call_errors_total", labels, *count).into());
         }
-        for (((pid, comm), kernel), count) in &state.launches {
+        for ((pid, comm, kernel), count) in &per_kernel {
             let name = self.tracer.kernel_name(&state, *pid, *kernel);
-            let labels = labels! {"pid" => *pid, "comm" => comm.as_str(), "kernel" => name};
+            let labels = labels! {"pid" => *pid, "comm" => *comm, "kernel" => name};
             out.push(Metric::counter(NAME, "cuda_launches_total", labels, *count).into());
         }
         for ((pid, comm), memory) in &state.memory {

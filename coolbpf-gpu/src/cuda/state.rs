@@ -1,45 +1,17 @@
-//! [`CudaState`]: what the `cuda` and `gpuhang` probes learn from the calls they see:
-//! counts, kernel names, device memory, sync waits, launch stacks, recent launches.
+//! [`CudaState`]: what the `cuda` and `gpuhang` probes learn from the calls sent to them:
+//! counts, kernel names, device memory, sync waits, recorded and polled events. Launches
+//! are counted in the kernel instead ([`CallTracer::launches`](crate::calls::CallTracer::launches)).
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap};
 
 use coolbpf_core::histogram::LOG2_SLOTS;
 
-use super::call::{CudaCall, KernelRef, Launch};
+use super::call::{CudaCall, KernelRef};
 use super::functions::Function;
 use crate::calls::CallRecord;
 
-/// Launches remembered per process for hang reports.
-pub const RECENT_LAUNCHES: usize = 16;
-
 /// A process, as records label it.
 pub type Task = (u32, String);
-
-/// A launch seen recently.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RecentLaunch {
-    /// When, kernel monotonic ns.
-    pub ts_ns: u64,
-    /// The launching thread.
-    pub tid: u32,
-    /// The kernel.
-    pub kernel: KernelRef,
-    /// The stream.
-    pub stream: u64,
-}
-
-/// A launch stack: who launched which kernel from where.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-pub struct LaunchStack {
-    /// Process id.
-    pub pid: u32,
-    /// Task name.
-    pub comm: String,
-    /// The kernel.
-    pub kernel: KernelRef,
-    /// User stack, innermost first.
-    pub stack: Vec<u64>,
-}
 
 /// Device memory of one process.
 #[derive(Debug, Clone, Default)]
@@ -83,10 +55,6 @@ pub struct CudaState {
     pub calls: BTreeMap<(Task, &'static str), u64>,
     /// Failed calls per (process, function name, error code).
     pub errors: BTreeMap<(Task, &'static str, i64), u64>,
-    /// Launches per (process, kernel).
-    pub launches: BTreeMap<(Task, KernelRef), u64>,
-    /// Launches per launch stack.
-    pub launch_stacks: BTreeMap<LaunchStack, u64>,
     /// Bytes copied per (process, direction).
     pub memcpy_bytes: BTreeMap<(Task, u64), u64>,
     /// Device memory per process.
@@ -98,23 +66,20 @@ pub struct CudaState {
     pub names: HashMap<(u32, u64), String>,
     /// CUDA 13 kernel handles: (pid, handle) to host stub.
     pub handles: HashMap<(u32, u64), u64>,
-    /// The last launches of each process, newest last.
-    pub recent: HashMap<u32, VecDeque<RecentLaunch>>,
-    /// Events recorded: (pid, event) to the stream and the launches on it before.
+    /// Events recorded: (pid, event) to the stream and when.
     pub recorded_events: HashMap<(u32, u64), RecordedEvent>,
     /// Events polled and not ready: (pid, event) to the first not-ready answer.
     pub not_ready: HashMap<(u32, u64), NotReady>,
 }
 
-/// A `cudaEventRecord(event, stream)`: what had been launched on the stream before it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A `cudaEventRecord(event, stream)`: it completes once the work launched on the
+/// stream before `ts_ns` has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RecordedEvent {
     /// The stream.
     pub stream: u64,
     /// When it was recorded.
     pub ts_ns: u64,
-    /// The launches on that stream before it, newest last.
-    pub before: Vec<RecentLaunch>,
 }
 
 /// An event whose queries keep answering `cudaErrorNotReady`.
@@ -134,8 +99,11 @@ pub struct NotReady {
 pub const NOT_READY: i64 = 600;
 
 impl CudaState {
-    /// Adds one call of `function`.
+    /// Adds one call of `function`; launches are left to the kernel's count.
     pub fn add(&mut self, function: &'static Function, record: &CallRecord) {
+        if function.is_launch() {
+            return;
+        }
         let task: Task = (record.pid, record.comm.clone());
         *self.calls.entry((task.clone(), function.name)).or_default() += 1;
         let returned = record.return_ns.is_some();
@@ -147,7 +115,6 @@ impl CudaState {
         }
         let call = CudaCall::decode(function, record);
         match call {
-            CudaCall::Launch(launch) => self.add_launch(task, record, launch),
             CudaCall::Malloc {
                 bytes,
                 ptr: Some(ptr),
@@ -192,26 +159,9 @@ impl CudaState {
                 self.names.insert((record.pid, handle), name);
             }
             CudaCall::EventRecord { event, stream } if record.ret == 0 => {
-                let before = self
-                    .recent
-                    .get(&record.pid)
-                    .map(|recent| {
-                        recent
-                            .iter()
-                            .filter(|l| l.stream == stream)
-                            .cloned()
-                            .collect()
-                    })
-                    .unwrap_or_default();
                 let ts_ns = record.entry_ns;
-                self.recorded_events.insert(
-                    (record.pid, event),
-                    RecordedEvent {
-                        stream,
-                        ts_ns,
-                        before,
-                    },
-                );
+                self.recorded_events
+                    .insert((record.pid, event), RecordedEvent { stream, ts_ns });
                 self.not_ready.remove(&(record.pid, event));
             }
             CudaCall::EventQuery { event } => {
@@ -233,33 +183,9 @@ impl CudaState {
         }
     }
 
-    fn add_launch(&mut self, task: Task, record: &CallRecord, launch: Launch) {
-        let kernel = self.canonical(record.pid, launch.kernel);
-        *self.launches.entry((task.clone(), kernel)).or_default() += 1;
-        if !record.stack.is_empty() {
-            let key = LaunchStack {
-                pid: task.0,
-                comm: task.1,
-                kernel,
-                stack: record.stack.clone(),
-            };
-            *self.launch_stacks.entry(key).or_default() += 1;
-        }
-        let recent = self.recent.entry(record.pid).or_default();
-        if recent.len() == RECENT_LAUNCHES {
-            recent.pop_front();
-        }
-        recent.push_back(RecentLaunch {
-            ts_ns: record.entry_ns,
-            tid: record.tid,
-            kernel,
-            stream: launch.stream,
-        });
-    }
-
     /// A CUDA 13 kernel handle becomes the host stub it was made for, when known, so that both
     /// launch paths of one kernel count as one.
-    fn canonical(&self, pid: u32, kernel: KernelRef) -> KernelRef {
+    pub fn canonical(&self, pid: u32, kernel: KernelRef) -> KernelRef {
         match kernel {
             KernelRef::HostStub(handle) => self
                 .handles
@@ -278,9 +204,8 @@ impl CudaState {
         self.names.get(&(pid, address)).map(String::as_str)
     }
 
-    /// Processes seen, with their last task name.
+    /// Forgets what is kept per event of process `pid`.
     pub fn forget_process(&mut self, pid: u32) {
-        self.recent.remove(&pid);
         self.recorded_events.retain(|(p, _), _| *p != pid);
         self.not_ready.retain(|(p, _), _| *p != pid);
     }
@@ -324,7 +249,7 @@ mod tests {
     }
 
     #[test]
-    fn handles_and_stubs_count_as_one_kernel() {
+    fn handles_become_their_stubs() {
         let mut state = CudaState::default();
         let mut register = call(&[0, 0x1000, 0, 0], 0, None);
         register.return_ns = None;
@@ -334,13 +259,17 @@ mod tests {
             function("__cudaGetKernel"),
             &call(&[0, 0x1000], 0, Some(0x77)),
         );
+        let kernel = KernelRef::HostStub(0x1000);
+        assert_eq!(state.canonical(7, KernelRef::HostStub(0x77)), kernel);
+        assert_eq!(
+            state.canonical(8, KernelRef::HostStub(0x77)),
+            KernelRef::HostStub(0x77)
+        );
+        // Launches are counted in the kernel, not here.
         let mut launch = call(&[0x77, 1, 1, 1, 1, 0, 0, 0], 0, None);
         launch.return_ns = None;
         state.add(function("cudaLaunchKernel"), &launch);
-        launch.args[0] = 0x1000;
-        state.add(function("cudaLaunchKernel"), &launch);
-        let kernel = KernelRef::HostStub(0x1000);
-        assert_eq!(state.launches[&((7, "train".into()), kernel)], 2);
+        assert!(state.calls.keys().all(|(_, f)| *f != "cudaLaunchKernel"));
         assert_eq!(
             state.learnt_name(7, KernelRef::HostStub(0x77)),
             Some("_Z5scalePf")
@@ -360,12 +289,9 @@ mod tests {
     #[test]
     fn event_polls_not_ready_are_tracked_until_ready() {
         let mut state = CudaState::default();
-        let mut launch = call(&[0x1000, 1, 1, 1, 1, 0, 0, 0x5], 0, None);
-        launch.return_ns = None;
-        state.add(function("cudaLaunchKernel"), &launch);
         state.add(function("cudaEventRecord"), &call(&[0xe, 0x5], 0, None));
         state.add(function("cudaEventQuery"), &call(&[0xe], NOT_READY, None));
-        assert_eq!(state.recorded_events[&(7, 0xe)].before.len(), 1);
+        assert_eq!(state.recorded_events[&(7, 0xe)].stream, 0x5);
         assert!(state.not_ready.contains_key(&(7, 0xe)));
         state.add(function("cudaEventQuery"), &call(&[0xe], 0, None));
         assert!(!state.not_ready.contains_key(&(7, 0xe)));

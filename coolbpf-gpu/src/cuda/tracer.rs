@@ -1,7 +1,7 @@
 //! [`CudaTracer`]: the call tracer attached to the CUDA libraries of a process or of the
 //! host, feeding a [`CudaState`]; and naming what it saw (kernels, launch stacks).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -13,7 +13,9 @@ use coolbpf_symbolize::{demangle, Profile, Sample, Source, Symbolizer};
 use super::call::KernelRef;
 use super::functions::{self, Function};
 use super::state::CudaState;
-use crate::calls::{CallFlags, CallRecord, CallTracer, MissingFunction, TracedFunction};
+use crate::calls::{
+    CallFlags, CallRecord, CallTracer, MissingFunction, RecentLaunch, TracedFunction,
+};
 use crate::library::{self, Library};
 
 /// Ids from here on are the user's watched functions (`watch=`), not CUDA's.
@@ -30,6 +32,8 @@ pub struct TraceConfig {
     pub watch: Vec<(PathBuf, String)>,
     /// Ring buffer size, KiB.
     pub buffer_kb: u32,
+    /// Send every launch to userspace too, not only count it in the kernel.
+    pub launch_events: bool,
 }
 
 /// What is done with each call as it arrives, besides adding it to the state.
@@ -61,7 +65,7 @@ impl CudaTracer {
                     binary: lib.path.clone(),
                     symbol: function.symbol.to_owned(),
                     id,
-                    flags: function.flags(),
+                    flags: function.flags(config.launch_events),
                 });
             }
         }
@@ -185,10 +189,55 @@ impl CudaTracer {
             .unwrap_or_default()
     }
 
-    /// The launch stacks so far as stack records, root first, each ending with the
-    /// kernel it launched (`[cuda] NAME`), weighted by launches.
-    pub fn launch_stacks(&self, probe: &str, ts_ns: u64) -> Vec<StackSample> {
+    /// The launches counted so far, each with its launching function and what it
+    /// launched (CUDA 13 kernel handles as their host stubs).
+    pub fn launches(&self) -> Result<Vec<Launched>> {
+        let counts = self.calls.launches()?;
         let state = self.state();
+        Ok(counts
+            .into_iter()
+            .filter_map(|c| {
+                let function = functions::by_id(c.function)?;
+                Some(Launched {
+                    kernel: state.canonical(c.pid, function.kernel_ref(c.kernel)),
+                    pid: c.pid,
+                    comm: c.comm,
+                    function,
+                    stack: c.stack,
+                    count: c.count,
+                    last_ns: c.last_ns,
+                })
+            })
+            .collect())
+    }
+
+    /// The last launches of process `pid`, oldest first, with what each launched.
+    pub fn recent_launches(&self, pid: u32) -> Result<Vec<(RecentLaunch, KernelRef)>> {
+        let recent = self.calls.recent(pid)?;
+        let state = self.state();
+        Ok(recent
+            .into_iter()
+            .filter_map(|l| {
+                let function = functions::by_id(l.function)?;
+                Some((l, state.canonical(pid, function.kernel_ref(l.kernel))))
+            })
+            .collect())
+    }
+
+    /// `launches` as stack records: the CPU stack of each launch site, root first,
+    /// ending with the kernel it launched (`[cuda] NAME`), weighted by launches.
+    pub fn launch_stacks(
+        &self,
+        probe: &str,
+        ts_ns: u64,
+        launches: &[Launched],
+    ) -> Vec<StackSample> {
+        let mut sites: BTreeMap<(u32, &str, KernelRef, &[u64]), u64> = BTreeMap::new();
+        for l in launches.iter().filter(|l| !l.stack.is_empty()) {
+            *sites
+                .entry((l.pid, &l.comm, l.kernel, &l.stack))
+                .or_default() += l.count;
+        }
         let sample = |pid, comm: &str, stack: &[u64], weight| Sample {
             pid,
             tid: 0,
@@ -198,26 +247,46 @@ impl CudaTracer {
             weight,
         };
         let mut all = Profile::new();
-        for (key, count) in &state.launch_stacks {
-            all.add(sample(key.pid, &key.comm, &key.stack, *count));
+        for ((pid, comm, _, stack), count) in &sites {
+            all.add(sample(*pid, comm, stack, *count));
         }
-        let mut resolver = lock(&self.resolver);
-        resolver.resolve_user(&all);
+        lock(&self.resolver).resolve_user(&all);
+        let state = self.state();
         let mut out = Vec::new();
-        for (key, count) in &state.launch_stacks {
+        for ((pid, comm, kernel, stack), count) in &sites {
             let mut one = Profile::new();
-            one.add(sample(key.pid, &key.comm, &key.stack, *count));
-            for stack in resolver.stacks(&one) {
+            one.add(sample(*pid, comm, stack, *count));
+            let stacks = lock(&self.resolver).stacks(&one);
+            for stack in stacks {
                 let mut record = stack_record(probe, &stack, ts_ns);
                 record.frames.push(format!(
                     "[cuda] {}",
-                    self.kernel_name(&state, key.pid, key.kernel)
+                    self.kernel_name(&state, *pid, *kernel)
                 ));
                 out.push(record);
             }
         }
         out
     }
+}
+
+/// Launches of one (process, function, kernel, call site), counted in the kernel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Launched {
+    /// Process id.
+    pub pid: u32,
+    /// Task name.
+    pub comm: String,
+    /// The launching function.
+    pub function: &'static Function,
+    /// What it launched.
+    pub kernel: KernelRef,
+    /// The caller's user stack, innermost first.
+    pub stack: Vec<u64>,
+    /// How many times.
+    pub count: u64,
+    /// The last time, kernel monotonic ns.
+    pub last_ns: u64,
 }
 
 /// The name of function `id`: a CUDA function's, or the symbol of watched function `id`

@@ -142,6 +142,8 @@ pub fn diagnose(
         libraries: config.libraries.clone(),
         watch: Vec::new(),
         buffer_kb: 8192,
+        // The gaps between launches need each launch's time.
+        launch_events: true,
     };
     let mut tracer = CudaTracer::start(&trace, on_call)?;
     let gpus = crate::nvml::Gpus::open().ok();

@@ -189,23 +189,19 @@ impl GpuHang {
                 CudaCall::Sync { on } if on != 0 && f.name.contains("Stream") => Some(on),
                 _ => None,
             });
-        let state = self.tracer.state();
-        let mut recent: Vec<_> = state
-            .recent
-            .get(&call.pid)
-            .map(|r| r.iter().cloned().collect())
-            .unwrap_or_default();
+        let mut recent = self.tracer.recent_launches(call.pid).unwrap_or_default();
         if let Some(stream) = stream {
-            recent.retain(|l| l.stream == stream);
+            recent.retain(|(l, _)| l.stream == stream);
         }
+        let state = self.tracer.state();
         let launches: Vec<String> = recent
             .iter()
             .rev()
-            .map(|l| {
+            .map(|(l, kernel)| {
                 let ago = call.entry_ns.saturating_sub(l.ts_ns) / 1_000_000;
                 format!(
                     "{} ({ago} ms before)",
-                    self.tracer.kernel_name(&state, call.pid, l.kernel)
+                    self.tracer.kernel_name(&state, call.pid, *kernel)
                 )
             })
             .collect();
@@ -229,6 +225,17 @@ impl GpuHang {
     }
 
     fn events_not_ready(&self, now: u64) -> Vec<Event> {
+        let pids: Vec<u32> = self
+            .tracer
+            .state()
+            .not_ready
+            .keys()
+            .map(|(p, _)| *p)
+            .collect();
+        let recent: std::collections::HashMap<u32, _> = pids
+            .into_iter()
+            .map(|pid| (pid, self.tracer.recent_launches(pid).unwrap_or_default()))
+            .collect();
         let state = self.tracer.state();
         let mut out = Vec::new();
         for ((pid, event), not_ready) in &state.not_ready {
@@ -239,12 +246,15 @@ impl GpuHang {
                 continue;
             }
             let recorded = state.recorded_events.get(&(*pid, *event));
+            // The launches on the event's stream before it was recorded (of those the
+            // kernel still keeps: the last 16 of the process).
             let kernels: Vec<String> = recorded
                 .map(|r| {
-                    r.before
+                    recent[pid]
                         .iter()
                         .rev()
-                        .map(|l| self.tracer.kernel_name(&state, *pid, l.kernel))
+                        .filter(|(l, _)| l.stream == r.stream && l.ts_ns <= r.ts_ns)
+                        .map(|(_, kernel)| self.tracer.kernel_name(&state, *pid, *kernel))
                         .collect()
                 })
                 .unwrap_or_default();

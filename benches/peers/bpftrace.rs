@@ -1,35 +1,12 @@
-//! The equivalent bpftrace script as a peer process: started, waited for until its BEGIN
-//! probe has run (so every probe is attached), and stopped with SIGINT.
+//! bpftrace as a peer process for the benchmarks: a script started, waited for until its
+//! BEGIN probe has run (so every probe is attached; the script must print `ready` there),
+//! and stopped with SIGINT, returning what it printed.
 
 use std::io::{self, BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
-
-/// runqlat in bpftrace, with the rules of the probe's bpftrace comparison test
-/// (coolbpf-probes/tests/runqlat.rs): a woken task, or one switched out still runnable
-/// (prev_state 0, or reported preempted: TASK_REPORT_MAX), is queued; a queued task
-/// switched in is one latency. As runqlat does by default, latencies go into one log2
-/// histogram in microseconds, and every switch is counted.
-pub const SCRIPT: &str = r#"
-BEGIN { printf("ready\n"); }
-tracepoint:sched:sched_wakeup, tracepoint:sched:sched_wakeup_new {
-    if (args->pid != 0) { @q[args->pid] = nsecs; }
-}
-tracepoint:sched:sched_switch {
-    @sw = count();
-    if (args->prev_pid != 0 && (args->prev_state == 0 || (args->prev_state & 256) != 0)) {
-        @q[args->prev_pid] = nsecs;
-    }
-    $queued = @q[args->next_pid];
-    if ($queued != 0) {
-        @usecs = hist((nsecs - $queued) / 1000);
-        delete(@q[args->next_pid]);
-    }
-}
-END { clear(@q); }
-"#;
 
 /// Where bpftrace is looked for.
 pub fn find() -> Option<PathBuf> {
@@ -46,10 +23,10 @@ pub struct Bpftrace {
 }
 
 impl Bpftrace {
-    /// Starts [`SCRIPT`] and waits (up to a minute) until it printed `ready`.
-    pub fn start(bpftrace: &Path) -> io::Result<Self> {
+    /// Starts `script` and waits (up to a minute) until it printed `ready`.
+    pub fn start(bpftrace: &Path, script: &str) -> io::Result<Self> {
         let mut process = Command::new(bpftrace)
-            .args(["-B", "line", "-e", SCRIPT])
+            .args(["-B", "line", "-e", script])
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -80,8 +57,9 @@ impl Bpftrace {
         self.process.id()
     }
 
-    /// Interrupts it (it prints its maps and exits); returns the switches it counted.
-    pub fn stop(mut self) -> io::Result<u64> {
+    /// Interrupts it (it prints its maps and exits); returns the lines it printed after
+    /// `ready`.
+    pub fn stop(mut self) -> io::Result<Vec<String>> {
         // SAFETY: signalling our own child process.
         unsafe { libc::kill(self.process.id() as libc::pid_t, libc::SIGINT) };
         let status = self.process.wait()?;
@@ -92,11 +70,7 @@ impl Bpftrace {
                 output.join("\n")
             )));
         }
-        Ok(output
-            .iter()
-            .find_map(|line| line.strip_prefix("@sw: "))
-            .and_then(|n| n.trim().parse().ok())
-            .unwrap_or(0))
+        Ok(output)
     }
 
     fn fail(mut self, what: &str) -> io::Error {
