@@ -15,6 +15,7 @@ use super::functions::{self, Function};
 use super::state::CudaState;
 use crate::calls::{CallFlags, CallRecord, CallTracer, MissingFunction, TracedFunction};
 use crate::library::{self, Library};
+use crate::sync::lock;
 
 /// Ids from here on are the user's watched functions (`watch=`), not CUDA's.
 pub const WATCH_BASE: u16 = 0x4000;
@@ -203,13 +204,6 @@ impl CudaTracer {
         }
         out
     }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    // A panic elsewhere while holding the lock leaves plain data behind: keep using it.
-    mutex
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 fn find_libraries(config: &TraceConfig) -> Result<Vec<Library>> {
