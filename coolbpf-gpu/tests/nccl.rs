@@ -110,7 +110,7 @@ fn metric(records: &[Record], name: &str, want: &[(&str, LabelValue)]) -> Option
             match m.value {
                 MetricValue::Counter(v) => Some(v as f64),
                 MetricValue::Gauge(v) => Some(v),
-                _ => None,
+                MetricValue::Histogram(_) => None,
             }
         }
         _ => None,

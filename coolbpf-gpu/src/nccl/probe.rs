@@ -171,7 +171,7 @@ impl Nccl {
         let mut frames = resolver
             .stacks(&profile)
             .first()
-            .map(|s| s.frame_names())
+            .map(coolbpf_symbolize::profile::SymbolizedStack::frame_names)
             .unwrap_or_default();
         if let Some(leaf) = frames.last_mut() {
             function.symbol.clone_into(leaf);
