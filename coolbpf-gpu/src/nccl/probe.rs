@@ -120,26 +120,7 @@ impl Nccl {
         // buffer, and the detector's second look covers it).
         let state = self.state();
         let in_flight = self.calls.in_flight()?;
-        let mut comms: Comms = BTreeMap::new();
-        for (key, rank) in &state.ranks {
-            let CommRef::Id(id) = key.comm else {
-                continue;
-            };
-            let comm = comms.entry(id).or_insert_with(|| CommView {
-                id,
-                nranks: rank.nranks,
-                ranks: Vec::new(),
-                reached: state.reached.get(&id).cloned().unwrap_or_default(),
-            });
-            comm.ranks.push(RankView {
-                key: *key,
-                task: rank.task.clone(),
-                seq: rank.seq,
-                advanced_ns: rank.advanced_ns,
-                active: !rank.closed && Path::new(&format!("/proc/{}", key.pid)).exists(),
-                in_call: None,
-            });
-        }
+        let mut comms = views(&state);
         for record in &in_flight {
             if let Some(function) = functions::by_id(record.function) {
                 add_in_flight(&state, &mut comms, function, record);
@@ -183,6 +164,31 @@ impl Nccl {
 /// The communicators being checked, by id.
 type Comms = BTreeMap<CommId, CommView>;
 
+/// Every communicator with a known id, and its ranks, from the calls that returned.
+fn views(state: &NcclState) -> Comms {
+    let mut comms: Comms = BTreeMap::new();
+    for (key, rank) in &state.ranks {
+        let CommRef::Id(id) = key.comm else {
+            continue;
+        };
+        let comm = comms.entry(id).or_insert_with(|| CommView {
+            id,
+            nranks: rank.nranks,
+            ranks: Vec::new(),
+            reached: state.reached.get(&id).cloned().unwrap_or_default(),
+        });
+        comm.ranks.push(RankView {
+            key: *key,
+            task: rank.task.clone(),
+            seq: rank.seq,
+            advanced_ns: rank.advanced_ns,
+            active: !rank.closed && Path::new(&format!("/proc/{}", key.pid)).exists(),
+            in_call: None,
+        });
+    }
+    comms
+}
+
 /// Adds one call in flight to the views: its process is inside NCCL (the oldest call
 /// shows), and a collective in flight was entered, so it counts in its rank's number.
 fn add_in_flight(
@@ -191,6 +197,15 @@ fn add_in_flight(
     function: &'static Function,
     record: &CallRecord,
 ) {
+    // Returned already (the return probe sends the record before it deletes the entry).
+    let returned = state.last_call.get(&record.pid).is_some_and(|last| {
+        last.tid == record.tid
+            && last.entry_ns == record.entry_ns
+            && last.function.symbol == function.symbol
+    });
+    if returned {
+        return;
+    }
     let in_call = InCall {
         function,
         since_ns: record.entry_ns,
@@ -265,4 +280,88 @@ fn find_libraries(config: &TraceConfig) -> Result<Vec<Library>> {
         });
     }
     Ok(found)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn function(symbol: &str) -> &'static Function {
+        functions::FUNCTIONS
+            .iter()
+            .find(|f| f.symbol == symbol)
+            .unwrap()
+    }
+
+    fn call(pid: u32, args: &[u64], entry_ns: u64) -> CallRecord {
+        let mut record = CallRecord {
+            pid,
+            tid: pid,
+            entry_ns,
+            return_ns: Some(entry_ns + 1),
+            ..CallRecord::default()
+        };
+        record.args[..args.len()].copy_from_slice(args);
+        record
+    }
+
+    fn state() -> NcclState {
+        let mut state = NcclState::default();
+        for (pid, rank, handle) in [(1, 0, 0xa), (2, 1, 0xb)] {
+            let mut init = call(pid, &[0x7ff0, 2, rank], 10);
+            init.blob = Some([42, 0, 0, 0, 0, 0]);
+            init.deref = Some(handle);
+            state.add(function("ncclCommInitRank"), &init);
+        }
+        let all_reduce = function("ncclAllReduce");
+        state.add(all_reduce, &call(1, &[0, 0, 8, 7, 0, 0xa], 100));
+        state.add(all_reduce, &call(1, &[0, 0, 8, 7, 0, 0xa], 200));
+        state.add(all_reduce, &call(2, &[0, 0, 8, 7, 0, 0xb], 150));
+        state
+    }
+
+    fn rank(comms: &Comms, pid: u32) -> &RankView {
+        let comm = comms.values().next().unwrap();
+        comm.ranks.iter().find(|r| r.key.pid == pid).unwrap()
+    }
+
+    #[test]
+    fn a_collective_in_flight_was_entered_and_counts() {
+        let state = state();
+        let mut comms = views(&state);
+        assert_eq!((rank(&comms, 1).seq, rank(&comms, 2).seq), (2, 1));
+        let mut stuck = call(2, &[0, 0, 8, 7, 0, 0xb], 300);
+        stuck.return_ns = None;
+        add_in_flight(&state, &mut comms, function("ncclAllReduce"), &stuck);
+        let view = rank(&comms, 2);
+        assert_eq!((view.seq, view.advanced_ns), (2, 300));
+        let in_call = view.in_call.as_ref().unwrap();
+        assert_eq!(
+            (in_call.function.symbol, in_call.since_ns),
+            ("ncclAllReduce", 300)
+        );
+        let comm = comms.values().next().unwrap();
+        assert_eq!(comm.reached[&2], 200, "rank 0 got to number 2 first");
+        assert!(rank(&comms, 1).in_call.is_none());
+    }
+
+    #[test]
+    fn calls_in_flight_show_the_oldest_and_returned_ones_are_not_counted_twice() {
+        let state = state();
+        let mut comms = views(&state);
+        // Returned already (its record is in the state), still in the map an instant.
+        let returned = call(1, &[0, 0, 8, 7, 0, 0xa], 200);
+        add_in_flight(&state, &mut comms, function("ncclAllReduce"), &returned);
+        assert_eq!(rank(&comms, 1).seq, 2);
+        let group = call(1, &[], 500);
+        add_in_flight(&state, &mut comms, function("ncclGroupEnd"), &group);
+        let older = call(1, &[], 400);
+        add_in_flight(&state, &mut comms, function("ncclCommDestroy"), &older);
+        let in_call = rank(&comms, 1).in_call.as_ref().unwrap();
+        assert_eq!(in_call.function.symbol, "ncclCommDestroy");
+        // A collective on a handle whose init was not seen is in no communicator.
+        let unknown = call(2, &[0, 0, 8, 7, 0, 0xdead], 600);
+        add_in_flight(&state, &mut comms, function("ncclAllReduce"), &unknown);
+        assert_eq!(rank(&comms, 2).seq, 1);
+    }
 }

@@ -17,7 +17,8 @@
  * address of a zeroed buffer, so that a collective reading the handle finds a bad magic
  * and returns an error instead of crashing.
  *
- * Collective i of a rank is, by i % 4: AllReduce(1024 float, sum), AllGather(256 int32
+ * The last rank makes its communicator with ncclCommInitRankConfig, the others with
+ * ncclCommInitRank. Collective i of a rank is, by i % 4: AllReduce(1024 float, sum), AllGather(256 int32
  * per rank), Broadcast(4096 uint8, root 0), Reduce(100 double, max, root 1). Before them
  * each rank does one group of a Send and a Recv (8 int64) to its neighbours. */
 #define _GNU_SOURCE
@@ -33,6 +34,7 @@ typedef struct { char internal[128]; } ncclUniqueId;
 typedef void *ncclComm_t;
 typedef int (*get_id_fn)(ncclUniqueId *);
 typedef int (*init_fn)(ncclComm_t *, int, ncclUniqueId, int);
+typedef int (*init_config_fn)(ncclComm_t *, int, ncclUniqueId, int, void *);
 typedef int (*all_reduce_fn)(const void *, void *, size_t, int, int, ncclComm_t, void *);
 typedef int (*all_gather_fn)(const void *, void *, size_t, int, ncclComm_t, void *);
 typedef int (*broadcast_fn)(const void *, void *, size_t, int, int, ncclComm_t, void *);
@@ -95,7 +97,10 @@ __attribute__((noinline)) void run_rank(const ncclUniqueId *id, int rank, int k,
 {
 	static long long p2p[8];
 	ncclComm_t comm = sentinel;
-	int ret = ((init_fn)need("ncclCommInitRank"))(&comm, k, *id, rank);
+	/* The last rank uses the variant with a config (NULL: the defaults). */
+	int ret = rank == k - 1
+		? ((init_config_fn)need("ncclCommInitRankConfig"))(&comm, k, *id, rank, NULL)
+		: ((init_fn)need("ncclCommInitRank"))(&comm, k, *id, rank);
 
 	fprintf(stderr, "rank %d: init returned %d, comm %s\n", rank, ret,
 		comm == (ncclComm_t)sentinel ? "untouched" : "set");
