@@ -187,11 +187,7 @@ fn assert_counts(records: &[Record], run: &Run, collectives: &[u32]) {
         } else {
             "ncclCommInitRank"
         };
-        let failed = [
-            ("pid", int(pid)),
-            ("function", s(init)),
-            ("code", int(1)),
-        ];
+        let failed = [("pid", int(pid)), ("function", s(init)), ("code", int(1))];
         assert_eq!(
             metric(records, "nccl_call_errors_total", &failed),
             Some(1.0),
