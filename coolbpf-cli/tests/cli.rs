@@ -157,7 +157,7 @@ fn features_and_list_json_parse() {
     }
     // Every kernel-side probe runs here; the GPU probes that need a CUDA library or a
     // driver this machine lacks say which, and the xid probe (kernel log) runs anyway.
-    let needs_the_host = ["cuda", "gpuhang", "nvml"];
+    let needs_the_host = ["cuda", "gpuhang", "nccl", "nvml"];
     let unavailable: Vec<&Value> = probes
         .iter()
         .filter(|p| p["available"] != true)
@@ -170,7 +170,9 @@ fn features_and_list_json_parse() {
     for probe in probes.iter().filter(|p| p["available"] != true) {
         let reason = probe["reason"].as_str().unwrap_or("");
         assert!(
-            reason.contains("CUDA library") || reason.contains("NVML"),
+            reason.contains("CUDA library")
+                || reason.contains("no libnccl")
+                || reason.contains("NVML"),
             "{probe}"
         );
     }

@@ -3,7 +3,7 @@
 
 use coolbpf_probes::registry::{host_ready, Catalogue, Category, ProbeInfo, PROBES};
 
-use crate::{nvml, xid};
+use crate::{nccl, nvml, xid};
 
 /// The uprobe hook kinds the library probes need.
 const UPROBES: &[&str] = &["uprobe"];
@@ -40,6 +40,21 @@ pub const GPU_PROBES: &[ProbeInfo] = &[
         factory: |options| {
             Ok(Box::new(crate::hang::GpuHangPlugin::new(
                 crate::hang::HangConfig::from_options(options)?,
+            )))
+        },
+    },
+    ProbeInfo {
+        name: nccl::NAME,
+        category: Category::Gpu,
+        description: "NCCL collectives per communicator and rank (op, type, bytes, sequence), \
+                      and the rank that stopped while the others went on",
+        hooks: &["uprobe:libnccl", "uretprobe:libnccl"],
+        requires: &[UPROBES, &["ringbuf"], &["stack_trace_map"]],
+        options: nccl::OPTIONS,
+        host: nccl::host_check,
+        factory: |options| {
+            Ok(Box::new(nccl::NcclPlugin::new(
+                nccl::NcclConfig::from_options(options)?,
             )))
         },
     },
@@ -92,5 +107,6 @@ mod tests {
         }
         assert!(CATALOGUE.find("syscount").is_ok());
         assert!(CATALOGUE.find(crate::cuda::NAME).is_ok());
+        assert!(CATALOGUE.find(nccl::NAME).is_ok());
     }
 }

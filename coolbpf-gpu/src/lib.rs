@@ -8,6 +8,7 @@
 //!
 //! | probe | what it shows | hook |
 //! |---|---|---|
+//! | [`nccl`] | NCCL collectives per communicator and rank; the rank stuck behind the others | `uprobe:libnccl` |
 //! | [`xid`] | the NVIDIA driver's Xid errors, with meaning, action, GPU and victim, past ones too | `printk:console`, `/dev/kmsg` |
 //!
 //! Without a GPU or a driver every probe still builds, and `coolbpf list` says why one is
@@ -28,7 +29,9 @@ pub mod cuda;
 pub mod diagnose;
 pub mod hang;
 pub mod library;
+pub mod nccl;
 pub mod nvml;
+mod sync;
 pub mod xid;
 
 pub use catalogue::{CATALOGUE, GPU_PROBES};

@@ -29,6 +29,28 @@ pub fn with_caller(mut stack: Vec<u64>, caller: u64) -> Vec<u64> {
     stack
 }
 
+use coolbpf_core::{Error, Result};
+use coolbpf_probes::options::{OptionSpec, ProbeOptions};
+
+/// `--opt buffer_kb=`: the ring buffer of every probe built on the call tracer.
+pub const BUFFER_KB: OptionSpec = OptionSpec {
+    name: "buffer_kb",
+    help: "ring buffer size in KiB, a power of two >= 4; calls that do not fit are counted lost",
+    default: "8192",
+};
+
+/// The `buffer_kb=` of `options`, checked.
+pub fn buffer_kb(options: &ProbeOptions) -> Result<u32> {
+    let buffer_kb: u32 = options.get(&BUFFER_KB)?;
+    if buffer_kb < 4 || !buffer_kb.is_power_of_two() {
+        return Err(Error::InvalidArgument(format!(
+            "option buffer_kb={buffer_kb}: {}",
+            BUFFER_KB.help
+        )));
+    }
+    Ok(buffer_kb)
+}
+
 /// What `calls.bpf.c` captures for a function: the flag bits of its attach cookie.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct CallFlags(pub u64);

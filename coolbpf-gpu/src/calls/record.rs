@@ -1,7 +1,7 @@
 //! [`CallRecord`]: one call as `calls.bpf.c` sends it (or keeps it in flight), decoded.
 
 use coolbpf_core::decode::Reader;
-use coolbpf_core::Result;
+use coolbpf_core::{Event, FieldValue, Result};
 
 /// Argument words captured: six registers, then five words above the return address.
 pub const MAX_ARGS: usize = 11;
@@ -114,6 +114,23 @@ impl CallRecord {
             stack,
             name,
         })
+    }
+
+    /// The call as an event of `probe`, before the probe adds its decoded arguments:
+    /// the function's `name`, who called it, and once returned how long it took and
+    /// what it returned.
+    pub fn event(&self, probe: &str, name: &str) -> Event {
+        let mut event = Event::new(probe, self.entry_ns)
+            .with("function", FieldValue::Str(name.to_owned()))
+            .with("pid", FieldValue::UInt(self.pid.into()))
+            .with("tid", FieldValue::UInt(self.tid.into()))
+            .with("comm", FieldValue::Str(self.comm.clone()));
+        if let Some(ns) = self.duration_ns() {
+            event = event
+                .with("duration_ns", FieldValue::UInt(ns))
+                .with("ret", FieldValue::Int(self.ret));
+        }
+        event
     }
 
     /// Time spent in the call, ns, once returned.

@@ -38,9 +38,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use coolbpf_core::histogram::{Histogram, Layout};
-use coolbpf_core::{
-    labels, Emitter, Error, Event, FieldValue, Metric, PluginContext, Record, Result,
-};
+use coolbpf_core::{labels, Emitter, Event, FieldValue, Metric, PluginContext, Record, Result};
 use coolbpf_probes::options::{OptionSpec, ProbeOptions};
 use coolbpf_probes::probe_plugin::{ProbePlugin, ProbeSource};
 use coolbpf_probes::sched::monotonic_ns;
@@ -63,11 +61,7 @@ pub const LIB: OptionSpec = OptionSpec {
     default: "",
 };
 /// `--opt buffer_kb=`.
-pub const BUFFER_KB: OptionSpec = OptionSpec {
-    name: "buffer_kb",
-    help: "ring buffer size in KiB, a power of two >= 4; calls that do not fit are counted lost",
-    default: "8192",
-};
+pub use crate::calls::BUFFER_KB;
 const EVENTS: OptionSpec = OptionSpec {
     name: "events",
     help: "true: one event per call besides the counts (a busy trainer makes 10^4-10^5 a second)",
@@ -103,13 +97,7 @@ impl CudaConfig {
 
 /// The [`TraceConfig`] of `--pid`, `lib=` and `buffer_kb=`, watching `watch` too.
 pub fn trace_config(options: &ProbeOptions, watch: Vec<(PathBuf, String)>) -> Result<TraceConfig> {
-    let buffer_kb: u32 = options.get(&BUFFER_KB)?;
-    if buffer_kb < 4 || !buffer_kb.is_power_of_two() {
-        return Err(Error::InvalidArgument(format!(
-            "option buffer_kb={buffer_kb}: {}",
-            BUFFER_KB.help
-        )));
-    }
+    let buffer_kb = crate::calls::buffer_kb(options)?;
     let libs: String = options.get(&LIB)?;
     Ok(TraceConfig {
         pid: options.pid,
@@ -233,16 +221,7 @@ pub fn call_event(
     function: Option<&Function>,
     record: &CallRecord,
 ) -> Event {
-    let mut event = Event::new(probe, record.entry_ns)
-        .with("function", FieldValue::Str(name.to_owned()))
-        .with("pid", FieldValue::UInt(record.pid.into()))
-        .with("tid", FieldValue::UInt(record.tid.into()))
-        .with("comm", FieldValue::Str(record.comm.clone()));
-    if let Some(ns) = record.duration_ns() {
-        event = event
-            .with("duration_ns", FieldValue::UInt(ns))
-            .with("ret", FieldValue::Int(record.ret));
-    }
+    let event = record.event(probe, name);
     let Some(function) = function else {
         return event;
     };

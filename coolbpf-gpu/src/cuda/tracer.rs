@@ -17,6 +17,7 @@ use crate::calls::{
     CallFlags, CallRecord, CallTracer, MissingFunction, RecentLaunch, TracedFunction,
 };
 use crate::library::{self, Library};
+use crate::sync::lock;
 
 /// Ids from here on are the user's watched functions (`watch=`), not CUDA's.
 pub const WATCH_BASE: u16 = 0x4000;
@@ -299,13 +300,6 @@ pub fn function_name(watched: &[(PathBuf, String)], id: u16) -> String {
     } else {
         functions::by_id(id).map_or_else(|| format!("function {id}"), |f| f.name.to_owned())
     }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    // A panic elsewhere while holding the lock leaves plain data behind: keep using it.
-    mutex
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 fn find_libraries(config: &TraceConfig) -> Result<Vec<Library>> {

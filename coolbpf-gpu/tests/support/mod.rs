@@ -45,8 +45,33 @@ pub fn cudart(root: &Path, major: u32) -> PathBuf {
     }
 }
 
+/// The cache's libnccl (nvidia-nccl-cu12), or `None` after saying why (a failure when
+/// the NVIDIA libraries are required).
+pub fn libnccl(test: &str) -> Option<PathBuf> {
+    let lib = nvidia_root(test)?.join("nvidia/nccl/lib/libnccl.so.2");
+    if lib.exists() {
+        return Some(lib);
+    }
+    let required = std::env::var(REQUIRE_PEERS_ENV).is_ok_and(|v| v == "1");
+    assert!(
+        !required,
+        "{test}: {} is required but missing (scripts/nvidia-libs.sh)",
+        lib.display()
+    );
+    eprintln!(
+        "skipping {test}: no {} (scripts/nvidia-libs.sh)",
+        lib.display()
+    );
+    None
+}
+
 fn programs() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/programs")
+}
+
+/// `tests/programs/nccl_ranks.c`, compiled with frame pointers into `dir`.
+pub fn build_nccl_ranks(dir: &Path) -> PathBuf {
+    build_c("nccl_ranks", dir)
 }
 
 /// `tests/programs/NAME.c`, compiled with frame pointers into `dir`.
