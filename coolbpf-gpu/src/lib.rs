@@ -31,6 +31,7 @@ pub mod hang;
 pub mod library;
 pub mod nccl;
 pub mod nvml;
+pub mod stacks;
 mod sync;
 pub mod xid;
 

@@ -5,10 +5,10 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use crate::stacks::UserStacks;
 use coolbpf_core::stream::{Delivery, Losses};
 use coolbpf_core::{Error, Result, StackSample};
-use coolbpf_probes::profile::{stack_record, symbolizer, StackResolver};
-use coolbpf_symbolize::{demangle, Profile, Sample, Source, Symbolizer};
+use coolbpf_symbolize::{demangle, Source, Symbolizer};
 
 use super::call::KernelRef;
 use super::functions::{self, Function};
@@ -47,7 +47,7 @@ pub struct CudaTracer {
     state: Arc<Mutex<CudaState>>,
     libraries: Vec<Library>,
     watched: Vec<(PathBuf, String)>,
-    resolver: Mutex<StackResolver>,
+    stacks: UserStacks,
     stubs: Mutex<StubNames>,
 }
 
@@ -93,7 +93,7 @@ impl CudaTracer {
             state,
             libraries,
             watched: config.watch.clone(),
-            resolver: Mutex::new(StackResolver::new(symbolizer(false))),
+            stacks: UserStacks::default(),
             stubs: Mutex::new((Symbolizer::builder().dwarf(false).build(), HashMap::new())),
         })
     }
@@ -172,22 +172,7 @@ impl CudaTracer {
     /// The frames of user stack `stack` of process `pid`, root first, symbolized now
     /// (the process must still be alive for its addresses to resolve).
     pub fn frames(&self, pid: u32, comm: &str, stack: &[u64]) -> Vec<String> {
-        let mut one = Profile::new();
-        one.add(Sample {
-            pid,
-            tid: 0,
-            comm: comm.to_owned(),
-            kernel_ips: Vec::new(),
-            user_ips: stack.to_vec(),
-            weight: 1,
-        });
-        let mut resolver = lock(&self.resolver);
-        resolver.resolve_user(&one);
-        resolver
-            .stacks(&one)
-            .first()
-            .map(coolbpf_symbolize::profile::SymbolizedStack::frame_names)
-            .unwrap_or_default()
+        self.stacks.frames(pid, comm, stack)
     }
 
     /// The launches counted so far, each with its launching function and what it
@@ -239,35 +224,16 @@ impl CudaTracer {
                 .entry((l.pid, &l.comm, l.kernel, &l.stack))
                 .or_default() += l.count;
         }
-        let sample = |pid, comm: &str, stack: &[u64], weight| Sample {
-            pid,
-            tid: 0,
-            comm: comm.to_owned(),
-            kernel_ips: Vec::new(),
-            user_ips: stack.to_vec(),
-            weight,
-        };
-        let mut all = Profile::new();
-        for ((pid, comm, _, stack), count) in &sites {
-            all.add(sample(*pid, comm, stack, *count));
-        }
-        lock(&self.resolver).resolve_user(&all);
         let state = self.state();
-        let mut out = Vec::new();
-        for ((pid, comm, kernel, stack), count) in &sites {
-            let mut one = Profile::new();
-            one.add(sample(*pid, comm, stack, *count));
-            let stacks = lock(&self.resolver).stacks(&one);
-            for stack in stacks {
-                let mut record = stack_record(probe, &stack, ts_ns);
-                record.frames.push(format!(
-                    "[cuda] {}",
-                    self.kernel_name(&state, *pid, *kernel)
-                ));
-                out.push(record);
-            }
-        }
-        out
+        let named: Vec<_> = sites
+            .into_iter()
+            .map(|((pid, comm, kernel, stack), count)| {
+                let leaf = format!("[cuda] {}", self.kernel_name(&state, pid, kernel));
+                (pid, comm, stack, count, leaf)
+            })
+            .collect();
+        drop(state);
+        self.stacks.records(probe, ts_ns, named)
     }
 }
 

@@ -7,8 +7,6 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use coolbpf_core::stream::{Delivery, Losses};
 use coolbpf_core::{Error, Result};
-use coolbpf_probes::profile::{symbolizer, StackResolver};
-use coolbpf_symbolize::{Profile, Sample};
 
 use super::call::NcclCall;
 use super::comm::CommId;
@@ -17,6 +15,7 @@ use super::state::{note_reached, CommRef, NcclState, Position};
 use super::straggler::{CommView, Detector, InCall, RankView, Straggler};
 use crate::calls::{CallRecord, CallTracer, MissingFunction, TracedFunction};
 use crate::library::{self, Library, LibraryKind};
+use crate::stacks::UserStacks;
 use crate::sync::lock;
 
 /// What to trace.
@@ -43,7 +42,7 @@ pub struct Nccl {
     calls: CallTracer,
     state: Arc<Mutex<NcclState>>,
     detector: Mutex<Detector>,
-    resolver: Mutex<StackResolver>,
+    stacks: UserStacks,
     libraries: Vec<Library>,
 }
 
@@ -77,7 +76,7 @@ impl Nccl {
             calls,
             state,
             detector: Mutex::new(Detector::new(config.stall_ns)),
-            resolver: Mutex::new(StackResolver::new(symbolizer(false))),
+            stacks: UserStacks::default(),
             libraries,
         })
     }
@@ -135,25 +134,7 @@ impl Nccl {
     /// first instruction, which the symbolizer names by libnccl's strong symbol
     /// (`pncclAllReduce`): it is named as traced instead.
     pub fn frames(&self, pid: u32, comm: &str, function: &Function, stack: &[u64]) -> Vec<String> {
-        if stack.is_empty() {
-            return Vec::new();
-        }
-        let mut profile = Profile::new();
-        profile.add(Sample {
-            pid,
-            tid: 0,
-            comm: comm.to_owned(),
-            kernel_ips: Vec::new(),
-            user_ips: stack.to_vec(),
-            weight: 1,
-        });
-        let mut resolver = lock(&self.resolver);
-        resolver.resolve_user(&profile);
-        let mut frames = resolver
-            .stacks(&profile)
-            .first()
-            .map(coolbpf_symbolize::profile::SymbolizedStack::frame_names)
-            .unwrap_or_default();
+        let mut frames = self.stacks.frames(pid, comm, stack);
         if let Some(leaf) = frames.last_mut() {
             function.symbol.clone_into(leaf);
         }
