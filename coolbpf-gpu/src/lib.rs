@@ -8,8 +8,20 @@
 //!
 //! | probe | what it shows | hook |
 //! |---|---|---|
+//! | [`cuda`] | CUDA calls: launches per kernel name with the CPU stacks that launch them, device memory, copies, sync waits, errors | `uprobe:libcudart`, `uprobe:libcuda` |
 //! | [`nccl`] | NCCL collectives per communicator and rank; the rank stuck behind the others | `uprobe:libnccl` |
+//! | [`hang`] (`gpuhang`) | calls entered and not returned past a threshold, events polled not ready | the `cuda` uprobes |
 //! | [`xid`] | the NVIDIA driver's Xid errors, with meaning, action, GPU and victim, past ones too | `printk:console`, `/dev/kmsg` |
+//! | [`nvml`] | the device's own counters: utilization, memory, power, clocks, PCIe/NVLink, ECC, GPM | NVML (dlopened) |
+//!
+//! Beside the probes, [`diagnose`] answers "CPU side or GPU side?" for one process over an
+//! interval (`coolbpf gpu diagnose`).
+//!
+//! How it is layered, bottom up: [`library`] finds the files to probe; [`calls`] is the one
+//! BPF object that traces calls of any user-space function (one entry, one return and
+//! one sleepable program, told apart by attach cookies; launches counted in the kernel);
+//! [`cuda`] and [`nccl`] read those calls per library; [`hang`] and [`diagnose`] build on
+//! the CUDA tracer; [`stacks`] names every user stack they report.
 //!
 //! Without a GPU or a driver every probe still builds, and `coolbpf list` says why one is
 //! unavailable (no CUDA library found, no NVML) instead of failing later.
