@@ -41,6 +41,7 @@ pub mod cuda;
 pub mod diagnose;
 pub mod hang;
 pub mod library;
+pub mod libwatch;
 pub mod nccl;
 pub mod nvml;
 pub mod stacks;

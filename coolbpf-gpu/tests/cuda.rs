@@ -274,3 +274,60 @@ fn bad_input_gets_clear_errors() {
     .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::InvalidArgument, "{err}");
 }
+
+#[test]
+fn a_library_opened_after_the_start_is_traced() {
+    let test = "cuda_a_library_opened_after_the_start_is_traced";
+    if !bpf_available(test) {
+        return;
+    }
+    let Some(root) = nvidia_root(test) else {
+        return;
+    };
+    // Host-wide, nothing named: the cache is in none of the places searched at start, so
+    // the library is found only when the program opens it.
+    let lib = cudart(&root, 13);
+    let probe = CATALOGUE.find("cuda").unwrap();
+    let mut session =
+        ProbeSession::open(probe, &ProbeOptions::new(), Duration::from_millis(100)).unwrap();
+    session.start().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let program = build_c("runtime_calls", dir.path());
+    let mut child = Program::start(Command::new(&program).arg(&lib).arg(CALLS.to_string()));
+    let pid = child.pid();
+    let canonical = std::fs::canonicalize(&lib).unwrap();
+    let traced = |records: &[Record]| {
+        records.iter().any(|r| match r {
+            Record::Metric(m) if m.name == "cuda_libraries_traced" => {
+                matches!(m.labels.get("path"), Some(LabelValue::Str(p))
+                    if std::fs::canonicalize(p).is_ok_and(|p| p == canonical))
+            }
+            _ => false,
+        })
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let mut seen = Vec::new();
+    while !traced(&seen) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{} not followed",
+            lib.display()
+        );
+        seen = session.poll(Duration::from_millis(200)).unwrap();
+    }
+    assert_eq!(child.go().trim(), "last launch returned 35");
+    session.stop().unwrap();
+    let records = session.poll(Duration::ZERO).unwrap();
+    child.finish();
+    for function in ["cudaLaunchKernel", "cudaMalloc", "cudaStreamSynchronize"] {
+        let want = [
+            ("pid", LabelValue::Int(i64::from(pid))),
+            ("function", s(function)),
+        ];
+        assert_eq!(
+            counter(&records, "cuda_calls_total", &want),
+            Some(CALLS),
+            "{function}"
+        );
+    }
+}

@@ -41,6 +41,12 @@ impl<E: Send + 'static> EventProbe<E> {
         })
     }
 
+    /// The object, to attach more of its programs while the stream runs (uprobes on a
+    /// library found later).
+    pub fn object_mut(&mut self) -> &mut BpfObject {
+        &mut self.object
+    }
+
     /// The programs attached.
     pub fn programs(&self) -> &[String] {
         &self.programs

@@ -16,6 +16,18 @@ def test_catalogue_lists_probes_with_options():
     assert "available" in runqlat and "reason" in runqlat
 
 
+def test_gpu_probes_are_in_the_catalogue_and_say_what_they_lack():
+    probes = {p["name"]: p for p in coolbpf.probes()}
+    for name in ("cuda", "nccl", "gpuhang", "xid", "nvml"):
+        assert probes[name]["category"] == "gpu"
+    # No driver here: NVML cannot load, and the reason says so instead of failing later.
+    nvml = probes["nvml"]
+    if not nvml["available"]:
+        assert "NVML" in nvml["reason"]
+    cuda = probes["cuda"]
+    assert {o["name"] for o in cuda["options"]} >= {"lib", "events", "buffer_kb"}
+
+
 def test_unknown_probe_is_lookup_error_naming_known_probes():
     with pytest.raises(LookupError) as info:
         coolbpf.Probe("no_such_probe")

@@ -190,6 +190,23 @@ impl Losses {
         }
     }
 
+    /// Adds `other`'s counts to these: the losses of a probe made of several objects,
+    /// reported as one.
+    pub fn add(&mut self, other: &Losses) {
+        self.received += other.received;
+        self.delivered += other.delivered;
+        self.perf_lost += other.perf_lost;
+        self.channel_overflow += other.channel_overflow;
+        self.decode_errors += other.decode_errors;
+        let (k, o) = (&mut self.kernel, &other.kernel);
+        k.ringbuf_reserve += o.ringbuf_reserve;
+        k.map_full += o.map_full;
+        k.stack += o.stack;
+        k.read += o.read;
+        k.perf_output += o.perf_output;
+        k.program_misses += o.program_misses;
+    }
+
     /// Every loss, wherever it happened. Perf-buffer losses are seen twice (by the BPF
     /// side when `coolbpf_perf_output()` is used, and by the kernel's lost records), so
     /// the larger of the two counts is taken, never their sum.

@@ -96,46 +96,37 @@ pub struct CallTracer {
 impl CallTracer {
     /// Loads the object and attaches it to each of `functions`, recording the calls of
     /// process `pid` only (or of every process mapping the file); records arrive by
-    /// `delivery`. Functions
-    /// that cannot be attached are listed in [`missing`](Self::missing); none at all is
-    /// an error that says why.
+    /// `delivery`. Functions that cannot be attached are listed in
+    /// [`missing`](Self::missing); when none of several can, it is an error that says
+    /// why. No function at all is allowed: a tracer that waits for libraries to come
+    /// ([`attach`](Self::attach)).
     pub fn start(
         functions: &[TracedFunction],
         pid: Option<u32>,
         buffer_kb: u32,
         delivery: Delivery<CallRecord>,
     ) -> Result<Self> {
-        if functions.is_empty() {
-            return Err(Error::InvalidArgument(
-                "no function to trace was given".into(),
-            ));
-        }
         let object = ObjectBuilder::from_bytes(OBJECT)
             .global("coolbpf_filter_tgid", &pid.unwrap_or(0))
             .global("launch_key_caller", &!kernel_adds_entry_caller())
             .max_entries("events", buffer_kb * 1024)
             .load()?;
-        let mut traced = Vec::new();
-        let mut missing = Vec::new();
-        let probe = EventProbe::start(object, CallRecord::decode, delivery, |object| {
-            for function in functions {
-                match attach(object, function) {
-                    Ok(()) => traced.push(function.clone()),
-                    Err(err) => missing.push(MissingFunction {
-                        binary: function.binary.clone(),
-                        symbol: function.symbol.clone(),
-                        reason: err.to_string(),
-                    }),
-                }
-            }
+        // The stream runs before anything is attached, so that no call is missed.
+        let probe = EventProbe::start(object, CallRecord::decode, delivery, |_| {
             Ok(vec![
                 ENTRY.to_owned(),
                 NAMED_ENTRY.to_owned(),
                 RETURN.to_owned(),
             ])
         })?;
-        if traced.is_empty() {
-            let why: Vec<String> = missing
+        let mut tracer = Self {
+            probe,
+            traced: Vec::new(),
+            missing: Vec::new(),
+        };
+        if tracer.attach(functions) == 0 && !functions.is_empty() {
+            let why: Vec<String> = tracer
+                .missing
                 .iter()
                 .take(3)
                 .map(|m| format!("{} in {}: {}", m.symbol, m.binary.display(), m.reason))
@@ -149,11 +140,27 @@ impl CallTracer {
                 ),
             });
         }
-        Ok(Self {
-            probe,
-            traced,
-            missing,
-        })
+        Ok(tracer)
+    }
+
+    /// Attaches to `functions` too; returns how many attached (the others are added to
+    /// [`missing`](Self::missing)).
+    pub fn attach(&mut self, functions: &[TracedFunction]) -> usize {
+        let mut attached = 0;
+        for function in functions {
+            match attach(self.probe.object_mut(), function) {
+                Ok(()) => {
+                    self.traced.push(function.clone());
+                    attached += 1;
+                }
+                Err(err) => self.missing.push(MissingFunction {
+                    binary: function.binary.clone(),
+                    symbol: function.symbol.clone(),
+                    reason: err.to_string(),
+                }),
+            }
+        }
+        attached
     }
 
     /// The functions attached.

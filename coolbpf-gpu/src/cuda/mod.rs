@@ -23,7 +23,14 @@
 //! - `cuda_device_memory_bytes{pid,comm}`: allocated and not freed (pointers paired);
 //! - `cuda_memcpy_bytes_total{pid,comm,kind}`;
 //! - `cuda_sync_wait{function}`: a log2 histogram (us) of time spent in sync calls;
+//! - `cuda_libraries_traced{library,path}`: the files the probe is attached to;
 //! - losses; and with `--opt events=true` one event per call.
+//!
+//! Host-wide (no `--pid`, no `lib=`), it attaches to the libraries found on the host and
+//! follows the ones opened later (`libwatch`: open and openat of `libcudart.so*`,
+//! `libcuda.so*`, `/dev/nvidia*`), attaching to a new file as soon as a process opens it.
+//! Kernels a process registers in the moment between its open and the attach are named
+//! by the symbolizer instead of `__cudaRegisterFunction`.
 //!
 //! Stacks are user stacks taken at the function's entry. The kernel stack at a uprobe is
 //! only the breakpoint trap's, so it is not taken.
@@ -196,6 +203,12 @@ impl Cuda {
             out.push(Metric::histogram(NAME, "cuda_sync_wait", labels, histogram).into());
         }
         drop(state);
+        for lib in self.tracer.libraries() {
+            let labels = labels! {
+                "library" => lib.kind.name(), "path" => lib.path.display().to_string(),
+            };
+            out.push(Metric::gauge(NAME, "cuda_libraries_traced", labels, 1.0).into());
+        }
         out.extend(self.tracer.losses()?.to_records(NAME));
         Ok(out)
     }

@@ -16,7 +16,8 @@ use super::state::CudaState;
 use crate::calls::{
     CallFlags, CallRecord, CallTracer, MissingFunction, RecentLaunch, TracedFunction,
 };
-use crate::library::{self, Library};
+use crate::library::{self, Library, LibraryKind};
+use crate::libwatch::LibraryWatch;
 use crate::sync::lock;
 
 /// Ids from here on are the user's watched functions (`watch=`), not CUDA's.
@@ -42,10 +43,12 @@ pub type OnCall = Box<dyn FnMut(Option<&'static Function>, &CallRecord) + Send>;
 
 /// The CUDA libraries, traced.
 pub struct CudaTracer {
-    // Field order is drop order: the uprobes go before the state they feed.
-    calls: CallTracer,
+    // Field order is drop order: the open watch stops first (it attaches to `calls`),
+    // then the uprobes, then the state they feed.
+    watch: Option<LibraryWatch>,
+    calls: Arc<Mutex<CallTracer>>,
     state: Arc<Mutex<CudaState>>,
-    libraries: Vec<Library>,
+    libraries: Arc<Mutex<Vec<Library>>>,
     watched: Vec<(PathBuf, String)>,
     stacks: UserStacks,
     stubs: Mutex<StubNames>,
@@ -54,22 +57,35 @@ pub struct CudaTracer {
 /// Host stubs' symbols by (pid, address), looked up once (`None`: not found).
 type StubNames = (Symbolizer, HashMap<(u32, u64), Option<String>>);
 
+/// The CUDA functions `lib` defines, to trace.
+fn functions_of(lib: &Library, launch_events: bool) -> Vec<TracedFunction> {
+    functions::of_library(lib.kind)
+        .map(|(id, function)| TracedFunction {
+            binary: lib.path.clone(),
+            symbol: function.symbol.to_owned(),
+            id,
+            flags: function.flags(launch_events),
+        })
+        .collect()
+}
+
+/// The file a library path names (device and inode), which is what a uprobe is on.
+fn file_id(path: &std::path::Path) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
+}
+
 impl CudaTracer {
     /// Finds the libraries `config` asks for, attaches to every CUDA function they
-    /// define, and adds each call to the state (then hands it to `on_call`).
+    /// define, and adds each call to the state (then hands it to `on_call`). Host-wide
+    /// without named libraries, it also watches for libraries opened later (a new
+    /// environment's wheels, a container's CUDA) and attaches to them as they come.
     pub fn start(config: &TraceConfig, mut on_call: OnCall) -> Result<Self> {
         let libraries = find_libraries(config)?;
-        let mut traced = Vec::new();
-        for lib in &libraries {
-            for (id, function) in functions::of_library(lib.kind) {
-                traced.push(TracedFunction {
-                    binary: lib.path.clone(),
-                    symbol: function.symbol.to_owned(),
-                    id,
-                    flags: function.flags(config.launch_events),
-                });
-            }
-        }
+        let mut traced: Vec<TracedFunction> = libraries
+            .iter()
+            .flat_map(|lib| functions_of(lib, config.launch_events))
+            .collect();
         for (i, (binary, symbol)) in config.watch.iter().enumerate() {
             traced.push(TracedFunction {
                 binary: binary.clone(),
@@ -87,8 +103,36 @@ impl CudaTracer {
             }
             on_call(function, &record);
         });
-        let calls = CallTracer::start(&traced, config.pid, config.buffer_kb, delivery)?;
+        let calls = Arc::new(Mutex::new(CallTracer::start(
+            &traced,
+            config.pid,
+            config.buffer_kb,
+            delivery,
+        )?));
+        let mut seen: std::collections::HashSet<(u64, u64)> =
+            libraries.iter().filter_map(|l| file_id(&l.path)).collect();
+        let libraries = Arc::new(Mutex::new(libraries));
+        let host_wide = config.pid.is_none() && config.libraries.is_empty();
+        let watch = if host_wide {
+            let (calls, found, launch_events) = (
+                Arc::clone(&calls),
+                Arc::clone(&libraries),
+                config.launch_events,
+            );
+            Some(LibraryWatch::start(move |lib: Library| {
+                let is_cuda = matches!(lib.kind, LibraryKind::Cudart | LibraryKind::Cuda);
+                if !is_cuda || !file_id(&lib.path).is_some_and(|id| seen.insert(id)) {
+                    return;
+                }
+                if lock(&calls).attach(&functions_of(&lib, launch_events)) > 0 {
+                    lock(&found).push(lib);
+                }
+            })?)
+        } else {
+            None
+        };
         Ok(Self {
+            watch,
             calls,
             state,
             libraries,
@@ -98,19 +142,19 @@ impl CudaTracer {
         })
     }
 
-    /// The libraries traced.
-    pub fn libraries(&self) -> &[Library] {
-        &self.libraries
+    /// The libraries traced (those found later included).
+    pub fn libraries(&self) -> Vec<Library> {
+        lock(&self.libraries).clone()
     }
 
     /// Functions the libraries lack (a version without them) or that failed to attach.
-    pub fn missing(&self) -> &[MissingFunction] {
-        self.calls.missing()
+    pub fn missing(&self) -> Vec<MissingFunction> {
+        lock(&self.calls).missing().to_vec()
     }
 
     /// The functions attached.
-    pub fn traced(&self) -> &[TracedFunction] {
-        self.calls.traced()
+    pub fn traced(&self) -> Vec<TracedFunction> {
+        lock(&self.calls).traced().to_vec()
     }
 
     /// The state, locked.
@@ -120,7 +164,7 @@ impl CudaTracer {
 
     /// Calls entered and not returned.
     pub fn in_flight(&self) -> Result<Vec<CallRecord>> {
-        self.calls.in_flight()
+        lock(&self.calls).in_flight()
     }
 
     /// The name of function `id`.
@@ -128,14 +172,22 @@ impl CudaTracer {
         function_name(&self.watched, id)
     }
 
-    /// Records delivered and lost.
+    /// Records delivered and lost (the open watch's losses included).
     pub fn losses(&self) -> Result<Losses> {
-        self.calls.losses()
+        let mut losses = lock(&self.calls).losses()?;
+        if let Some(watch) = &self.watch {
+            losses.add(&watch.losses()?);
+        }
+        Ok(losses)
     }
 
-    /// Detaches and delivers what is still in flight in the ring buffer.
+    /// Stops following new libraries, detaches and delivers what is still in flight in
+    /// the ring buffer.
     pub fn stop(&mut self) -> Result<()> {
-        self.calls.stop()
+        if let Some(watch) = &mut self.watch {
+            watch.stop()?;
+        }
+        lock(&self.calls).stop()
     }
 
     /// The demangled name of `kernel` in process `pid`: as the process registered it,
@@ -178,7 +230,7 @@ impl CudaTracer {
     /// The launches counted so far, each with its launching function and what it
     /// launched (CUDA 13 kernel handles as their host stubs).
     pub fn launches(&self) -> Result<Vec<Launched>> {
-        let counts = self.calls.launches()?;
+        let counts = lock(&self.calls).launches()?;
         let state = self.state();
         Ok(counts
             .into_iter()
@@ -199,7 +251,7 @@ impl CudaTracer {
 
     /// The last launches of process `pid`, oldest first, with what each launched.
     pub fn recent_launches(&self, pid: u32) -> Result<Vec<(RecentLaunch, KernelRef)>> {
-        let recent = self.calls.recent(pid)?;
+        let recent = lock(&self.calls).recent(pid)?;
         let state = self.state();
         Ok(recent
             .into_iter()
@@ -276,16 +328,13 @@ fn find_libraries(config: &TraceConfig) -> Result<Vec<Library>> {
         Some(pid) => library::in_process(pid)?,
         None => library::on_host(),
     };
-    if found.is_empty() && config.watch.is_empty() {
-        let whom = config.pid.map_or_else(
-            || "on this host".to_owned(),
-            |pid| format!("in process {pid}"),
-        );
+    // Host-wide, the tracer also waits for libraries opened later: none now is fine.
+    if let (Some(pid), true) = (config.pid, found.is_empty() && config.watch.is_empty()) {
         return Err(Error::Unsupported {
             feature: "CUDA tracing".into(),
             reason: format!(
-                "no CUDA library (libcudart, libcuda) found {whom}: is it a CUDA program? \
-                 Name the library with --opt lib=PATH"
+                "no CUDA library (libcudart, libcuda) found in process {pid}: is it a CUDA \
+                 program? Name the library with --opt lib=PATH"
             ),
         });
     }
