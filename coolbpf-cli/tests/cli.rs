@@ -24,6 +24,26 @@ fn unknown_probe_exits_2_and_names_the_known_ones() {
 }
 
 #[test]
+fn gpu_diagnose_says_what_is_wrong() {
+    // Bad usage is refused before anything is loaded.
+    let out = coolbpf(&["gpu", "diagnose", "--pid", "1", "--duration", "0"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("--duration 0"));
+    if !bpf_available("gpu_diagnose_says_what_is_wrong") {
+        return;
+    }
+    // A process without CUDA: the environment refuses, with the reason.
+    let me = std::process::id().to_string();
+    let out = coolbpf(&["gpu", "diagnose", "--pid", &me, "--duration", "0.2"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("no CUDA library"), "{}", text(&out.stderr));
+    assert!(out.stdout.is_empty(), "stdout carries only data");
+    let out = coolbpf(&["gpu", "diagnose", "--pid", "999999999"]);
+    assert_ne!(out.status.code(), Some(0));
+    assert!(text(&out.stderr).contains("999999999"), "{}", text(&out.stderr));
+}
+
+#[test]
 fn unknown_option_exits_2_and_names_the_probes_options() {
     let out = coolbpf(&["run", "syscount", "--opt", "entires=5"]);
     assert_eq!(out.status.code(), Some(2));
