@@ -36,11 +36,31 @@ fn gpu_diagnose_says_what_is_wrong() {
     let me = std::process::id().to_string();
     let out = coolbpf(&["gpu", "diagnose", "--pid", &me, "--duration", "0.2"]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
-    assert!(text(&out.stderr).contains("no CUDA library"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("no CUDA library"),
+        "{}",
+        text(&out.stderr)
+    );
     assert!(out.stdout.is_empty(), "stdout carries only data");
     let out = coolbpf(&["gpu", "diagnose", "--pid", "999999999"]);
     assert_ne!(out.status.code(), Some(0));
-    assert!(text(&out.stderr).contains("999999999"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("999999999"),
+        "{}",
+        text(&out.stderr)
+    );
+    // The launch flame graph: a library that is not there, and a quiet host (no CUDA
+    // process: no launch, so an empty folded profile).
+    let out = coolbpf(&["gpu", "launches", "--lib", "/nonexistent/libcudart.so.12"]);
+    assert_ne!(out.status.code(), Some(0));
+    assert!(
+        text(&out.stderr).contains("/nonexistent/libcudart.so.12"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = coolbpf(&["gpu", "launches", "--duration", "0.3", "--format", "folded"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(out.stdout.is_empty(), "{}", text(&out.stdout));
 }
 
 #[test]

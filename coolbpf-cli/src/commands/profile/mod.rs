@@ -7,7 +7,7 @@
 //! stderr when it is a terminal; warnings (losses, symbolization failures) go to stderr.
 
 mod offcpu;
-mod output;
+pub(crate) mod output;
 pub(crate) mod progress;
 
 use std::path::PathBuf;
