@@ -248,6 +248,10 @@ fn the_hung_task_tracepoint_attaches() {
         xid_window_us: 0,
         ..DriverConfig::default()
     };
+    // Available here, as `coolbpf list` says for every kernel-side probe.
+    let features = coolbpf_core::Features::detect().expect("features");
+    let availability = CATALOGUE.find("gpudriver").unwrap().availability(features);
+    assert!(availability.available, "{availability:?}");
     let mut driver = GpuDriver::start(&config, |_| {}).expect("start");
     let programs = driver.programs().to_vec();
     assert_eq!(programs.len(), 3, "{programs:?}");

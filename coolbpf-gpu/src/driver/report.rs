@@ -198,13 +198,13 @@ mod tests {
             Some(&joined),
         );
         assert_eq!(text(&e, "hang"), "ioctl");
-        assert_eq!(text(&e, "cmd"), "0xc020_462a");
+        assert_eq!(text(&e, "cmd"), "0xc020462a");
         assert_eq!(text(&e, "device"), "/dev/nvidia0");
         assert_eq!(text(&e, "state"), "D");
         assert_eq!(e.field("blocked_ms"), Some(&FieldValue::UInt(6000)));
         assert_eq!(
             text(&e, "summary"),
-            "thread 11 of pid 10 (python3) has been in ioctl 0xc020_462a on /dev/nvidia0 for \
+            "thread 11 of pid 10 (python3) has been in ioctl 0xc020462a on /dev/nvidia0 for \
              6000 ms; and the GPU fell off the bus (Xid 79 at 0000:3b:00)"
         );
         assert_eq!(

@@ -103,6 +103,11 @@ int main(int argc, char **argv)
 
 	if (pthread_create(&thread, NULL, blocker, NULL))
 		die("pthread_create");
+	/* The fault's message says the thread is inside the ioctl: from here on it is
+	 * blocked for at least block_ms. */
+	struct uffd_msg msg;
+	if (read(uffd, &msg, sizeof(msg)) != sizeof(msg) || msg.event != UFFD_EVENT_PAGEFAULT)
+		die("read userfaultfd");
 	sleep_ms(block_ms);
 	struct uffdio_zeropage zero = { .range = { (unsigned long)page, page_size } };
 	if (ioctl(uffd, UFFDIO_ZEROPAGE, &zero))
