@@ -268,3 +268,71 @@ impl ProbeSource for GpuDriver {
 /// `gpudriver` as a runtime plugin: reports are emitted as they are found; every
 /// interval adds the counters, gauges and loss counters.
 pub type GpuDriverPlugin = ProbePlugin<GpuDriver>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// This kernel takes the tp_btf forms; the raw_tp and classic tracepoint forms are
+    /// what older ones get, so each is loaded here too and must see the same ioctls.
+    #[test]
+    fn every_form_of_every_hook_sees_the_ioctls() {
+        use std::os::fd::AsRawFd;
+
+        if !coolbpf_core::testing::bpf_available("gpudriver_program_forms") {
+            return;
+        }
+        let file = std::fs::File::open("/dev/null").unwrap();
+        for form in 0..3 {
+            let chosen = [ENTER[form], EXIT[form], HANG[form]];
+            let mut builder = ObjectBuilder::from_bytes(OBJECT)
+                .global("ioctl_nr", &(libc::SYS_ioctl as u32))
+                .global("threshold_ns", &1u64);
+            for name in ENTER.iter().chain(&EXIT).chain(&HANG) {
+                if !chosen.contains(name) {
+                    builder = builder.disable_program(name);
+                }
+            }
+            let mut object = builder.load().expect("load");
+            for name in chosen {
+                object.attach_auto(name).expect(name);
+            }
+            // A high fd of its own, so that no other test's ioctls land on it.
+            // SAFETY: F_DUPFD on an fd this test owns; the new fd is closed below.
+            let fd = unsafe { libc::fcntl(file.as_raw_fd(), libc::F_DUPFD, 900) };
+            assert!(fd >= 900);
+            let device = 7u32;
+            let mut key = [0u8; 8];
+            key[..4].copy_from_slice(&std::process::id().to_ne_bytes());
+            key[4..].copy_from_slice(&fd.to_ne_bytes());
+            let mut value = [0u8; 8];
+            value[..4].copy_from_slice(&device.to_ne_bytes());
+            object
+                .map("watched_fds")
+                .unwrap()
+                .update(&key, &value)
+                .unwrap();
+            let mut n: libc::c_int = 0;
+            for _ in 0..10 {
+                // SAFETY: FIONREAD writes one int, to `n`; /dev/null refuses it (ENOTTY),
+                // which is still an ioctl syscall.
+                unsafe { libc::ioctl(fd, libc::FIONREAD, &raw mut n) };
+            }
+            // SAFETY: `fd` is the duplicate made above, closed once.
+            unsafe { libc::close(fd) };
+            let count = object
+                .map("ioctls")
+                .unwrap()
+                .lookup(&device.to_ne_bytes())
+                .unwrap()
+                .expect("counted");
+            assert_eq!(
+                word::<8>(&count).map(u64::from_ne_bytes),
+                Some(10),
+                "{chosen:?}"
+            );
+            // Every exit removed its call.
+            assert_eq!(object.map("in_flight").unwrap().handle().keys().count(), 0);
+        }
+    }
+}
