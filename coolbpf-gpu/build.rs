@@ -1,7 +1,7 @@
 //! Compiles the GPU probes' BPF programs into OUT_DIR.
 
 /// The BPF programs under `bpf/`, by stem.
-const PROGRAMS: &[&str] = &["calls", "opens", "xid"];
+const PROGRAMS: &[&str] = &["calls", "driver", "opens", "xid"];
 
 fn main() {
     for program in PROGRAMS {

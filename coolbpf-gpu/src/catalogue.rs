@@ -3,7 +3,7 @@
 
 use coolbpf_probes::registry::{host_ready, Catalogue, Category, ProbeInfo, PROBES};
 
-use crate::{nccl, nvml, xid};
+use crate::{driver, nccl, nvml, xid};
 
 /// The uprobe hook kinds the library probes need.
 const UPROBES: &[&str] = &["uprobe"];
@@ -55,6 +55,27 @@ pub const GPU_PROBES: &[ProbeInfo] = &[
         factory: |options| {
             Ok(Box::new(nccl::NcclPlugin::new(
                 nccl::NcclConfig::from_options(options)?,
+            )))
+        },
+    },
+    ProbeInfo {
+        name: driver::NAME,
+        category: Category::Gpu,
+        description:
+            "GPU driver hangs: ioctls on /dev/nvidia* blocked past threshold_ms, \
+                      device users' threads in D state, hung tasks; kernel stack and Xid 79/119/120",
+        hooks: &[
+            "raw_syscalls:sys_enter",
+            "raw_syscalls:sys_exit",
+            "sched:sched_process_hang",
+        ],
+        requires: &[&["tp_btf", "raw_tp", "tracepoint"], &["ringbuf"]],
+        options: driver::OPTIONS,
+        // It watches device files: a host without them has nothing to report, not an error.
+        host: host_ready,
+        factory: |options| {
+            Ok(Box::new(driver::GpuDriverPlugin::new(
+                driver::DriverConfig::from_options(options)?,
             )))
         },
     },

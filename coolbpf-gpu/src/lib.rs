@@ -11,6 +11,7 @@
 //! | [`cuda`] | CUDA calls: launches per kernel name with the CPU stacks that launch them, device memory, copies, sync waits, errors | `uprobe:libcudart`, `uprobe:libcuda` |
 //! | [`nccl`] | NCCL collectives per communicator and rank; the rank stuck behind the others | `uprobe:libnccl` |
 //! | [`hang`] (`gpuhang`) | calls entered and not returned past a threshold, events polled not ready | the `cuda` uprobes |
+//! | [`driver`] (`gpudriver`) | ioctls on `/dev/nvidia*` in flight past a threshold, device users' threads stuck in D state, the kernel's hung tasks; each with its kernel stack and the Xid 79/119/120 lines before it | `raw_syscalls:sys_enter`/`sys_exit`, `sched:sched_process_hang`, `/proc` |
 //! | [`xid`] | the NVIDIA driver's Xid errors, with meaning, action, GPU and victim, past ones too | `printk:console`, `/dev/kmsg` |
 //! | [`nvml`] | the device's own counters: utilization, memory, power, clocks, PCIe/NVLink, ECC, GPM | NVML (dlopened) |
 //!
@@ -21,7 +22,9 @@
 //! BPF object that traces calls of any user-space function (one entry, one return and
 //! one sleepable program, told apart by attach cookies; launches counted in the kernel);
 //! [`cuda`] and [`nccl`] read those calls per library; [`hang`] and [`diagnose`] build on
-//! the CUDA tracer; [`stacks`] names every user stack they report.
+//! the CUDA tracer; [`stacks`] names every user stack they report. [`driver`] needs no
+//! library: it watches the device files' ioctls and the threads of the processes that
+//! have them open, and joins [`xid`]'s lines to what it finds.
 //!
 //! Without a GPU or a driver every probe still builds, and `coolbpf list` says why one is
 //! unavailable (no CUDA library found, no NVML) instead of failing later.
@@ -39,6 +42,7 @@ pub mod calls;
 pub mod catalogue;
 pub mod cuda;
 pub mod diagnose;
+pub mod driver;
 pub mod hang;
 pub mod library;
 pub mod libwatch;
