@@ -52,8 +52,9 @@ pub enum Error {
         /// How to obtain it.
         hint: String,
     },
-    /// The kernel cannot do what was asked.
-    #[error("{feature} is not available on this kernel: {reason}")]
+    /// The kernel or the host cannot do what was asked (a kernel feature, a library, a
+    /// device).
+    #[error("{feature} is not available here: {reason}")]
     Unsupported {
         /// The missing feature.
         feature: String,

@@ -71,7 +71,7 @@ def features() -> Dict[str, Dict[str, Any]]:
 def probes() -> List[Dict[str, Any]]:
     """The probe catalogue: one dict per probe with ``name``, ``category``,
     ``description``, ``hooks``, ``options`` (name, help, default), ``available`` and
-    ``reason`` (why not, on this kernel)."""
+    ``reason`` (why not, on this kernel or host)."""
     return _native.probes()
 
 
