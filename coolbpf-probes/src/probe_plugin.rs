@@ -5,7 +5,7 @@
 
 use std::fmt;
 
-use coolbpf_core::{Plugin, PluginContext, Record, Result};
+use coolbpf_core::{Emitter, Plugin, PluginContext, Record, Result};
 
 /// A probe [`ProbePlugin`] can run.
 pub trait ProbeSource: Sized + Send + 'static {
@@ -26,12 +26,20 @@ pub trait ProbeSource: Sized + Send + 'static {
     fn stop(&mut self) -> Result<()> {
         Ok(())
     }
+
+    /// Whether its records depend on events still in flight when it stops (a probe that
+    /// aggregates what its ring buffer delivers): the runtime's last collect comes before
+    /// [`stop`](Self::stop) drains the buffer, so such a probe is collected once more
+    /// after it, and those records are emitted (cumulative values: the later ones win).
+    const COLLECT_AFTER_STOP: bool = false;
 }
 
 /// A [`ProbeSource`] as a runtime plugin.
 pub struct ProbePlugin<S: ProbeSource> {
     config: S::Config,
     running: Option<S>,
+    /// Where the records collected after stop go ([`ProbeSource::COLLECT_AFTER_STOP`]).
+    emitter: Option<Emitter>,
 }
 
 impl<S: ProbeSource> ProbePlugin<S> {
@@ -40,6 +48,7 @@ impl<S: ProbeSource> ProbePlugin<S> {
         Self {
             config,
             running: None,
+            emitter: None,
         }
     }
 }
@@ -62,7 +71,7 @@ where
             .field("probe", &S::NAME)
             .field("config", &self.config)
             .field("running", &self.running.is_some())
-            .finish()
+            .finish_non_exhaustive()
     }
 }
 
@@ -73,6 +82,7 @@ impl<S: ProbeSource> Plugin for ProbePlugin<S> {
 
     fn start(&mut self, ctx: &PluginContext) -> Result<()> {
         self.running = Some(S::start(&self.config, ctx)?);
+        self.emitter = Some(ctx.emitter());
         Ok(())
     }
 
@@ -84,9 +94,17 @@ impl<S: ProbeSource> Plugin for ProbePlugin<S> {
     }
 
     fn stop(&mut self) -> Result<()> {
-        match self.running.take() {
-            Some(mut running) => running.stop(),
-            None => Ok(()),
+        let Some(mut running) = self.running.take() else {
+            return Ok(());
+        };
+        running.stop()?;
+        if let (true, Some(emitter)) = (S::COLLECT_AFTER_STOP, &self.emitter) {
+            let mut out = Vec::new();
+            running.collect(&mut out)?;
+            for record in out {
+                emitter.emit(record);
+            }
         }
+        Ok(())
     }
 }

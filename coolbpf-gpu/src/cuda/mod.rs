@@ -45,7 +45,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use coolbpf_core::histogram::{Histogram, Layout};
-use coolbpf_core::{labels, Emitter, Event, FieldValue, Metric, PluginContext, Record, Result};
+use coolbpf_core::{labels, Event, FieldValue, Metric, PluginContext, Record, Result};
 use coolbpf_probes::options::{OptionSpec, ProbeOptions};
 use coolbpf_probes::probe_plugin::{ProbePlugin, ProbeSource};
 use coolbpf_probes::sched::monotonic_ns;
@@ -133,8 +133,6 @@ pub fn host_check() -> std::result::Result<(), String> {
 /// A running `cuda` probe.
 pub struct Cuda {
     tracer: CudaTracer,
-    /// Where the records that follow the last drain go (as a plugin).
-    final_records: Option<Emitter>,
 }
 
 impl Cuda {
@@ -142,7 +140,6 @@ impl Cuda {
     pub fn start(config: &CudaConfig, on_call: OnCall) -> Result<Self> {
         Ok(Self {
             tracer: CudaTracer::start(&config.trace, on_call)?,
-            final_records: None,
         })
     }
 
@@ -301,9 +298,7 @@ impl ProbeSource for Cuda {
         } else {
             Box::new(|_, _| {})
         };
-        let mut cuda = Self::start(config, on_call)?;
-        cuda.final_records = Some(ctx.emitter());
-        Ok(cuda)
+        Self::start(config, on_call)
     }
 
     fn collect(&self, out: &mut Vec<Record>) -> Result<()> {
@@ -311,18 +306,12 @@ impl ProbeSource for Cuda {
         Ok(())
     }
 
-    /// The runtime's last collect comes before this stop, while calls may still be in
-    /// the ring buffer: once the stop has drained it, the records are sent once more
-    /// (cumulative values, so the later ones simply win).
     fn stop(&mut self) -> Result<()> {
-        self.tracer.stop()?;
-        if let Some(emitter) = &self.final_records {
-            for record in self.records()? {
-                emitter.emit(record);
-            }
-        }
-        Ok(())
+        self.tracer.stop()
     }
+
+    // Counts come from calls the ring buffer may still hold at the last collect.
+    const COLLECT_AFTER_STOP: bool = true;
 }
 
 /// `cuda` as a runtime plugin.

@@ -320,6 +320,9 @@ impl ProbeSource for GpuHang {
     fn stop(&mut self) -> Result<()> {
         self.tracer.stop()
     }
+
+    // The returned-calls counts come from calls the ring buffer may still hold.
+    const COLLECT_AFTER_STOP: bool = true;
 }
 
 /// `gpuhang` as a runtime plugin.

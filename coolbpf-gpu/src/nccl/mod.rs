@@ -62,7 +62,7 @@ pub mod types;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use coolbpf_core::{Emitter, PluginContext, Record, Result};
+use coolbpf_core::{PluginContext, Record, Result};
 use coolbpf_probes::options::{OptionSpec, ProbeOptions};
 use coolbpf_probes::probe_plugin::{ProbePlugin, ProbeSource};
 use coolbpf_probes::sched::monotonic_ns;
@@ -146,8 +146,6 @@ pub fn host_check() -> std::result::Result<(), String> {
 /// The running probe as a runtime plugin's source.
 pub struct NcclProbe {
     nccl: Nccl,
-    /// Where the records that follow the last drain go.
-    final_records: Emitter,
 }
 
 impl NcclProbe {
@@ -196,7 +194,6 @@ impl ProbeSource for NcclProbe {
         };
         Ok(Self {
             nccl: Nccl::start(&config.trace, on_call)?,
-            final_records: ctx.emitter(),
         })
     }
 
@@ -206,16 +203,12 @@ impl ProbeSource for NcclProbe {
         Ok(())
     }
 
-    /// The runtime's last collect comes before this stop, while calls may still be in
-    /// the ring buffer: once the stop has drained it, the metrics are sent once more
-    /// (cumulative values, so the later ones simply win).
     fn stop(&mut self) -> Result<()> {
-        self.nccl.stop()?;
-        for record in self.records()? {
-            self.final_records.emit(record);
-        }
-        Ok(())
+        self.nccl.stop()
     }
+
+    // Counts come from calls the ring buffer may still hold at the last collect.
+    const COLLECT_AFTER_STOP: bool = true;
 }
 
 /// `nccl` as a runtime plugin.
