@@ -26,6 +26,7 @@ pub use verdict::{classify, Bound, Observation, ThreadTime, Verdict};
 
 use crate::calls::CallRecord;
 use crate::cuda::{CudaTracer, Function, OnCall, Role, TraceConfig};
+use crate::sync::lock;
 
 /// What to diagnose.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -295,12 +296,6 @@ fn mean(samples: &[u32]) -> Option<u32> {
         let sum: u64 = samples.iter().map(|s| u64::from(*s)).sum();
         (sum / samples.len() as u64) as u32
     })
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 impl Diagnosis {

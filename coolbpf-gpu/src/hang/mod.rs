@@ -36,6 +36,7 @@ use coolbpf_probes::sched::monotonic_ns;
 
 use crate::calls::CallRecord;
 use crate::cuda::{self, CudaCall, CudaTracer, OnCall, TraceConfig};
+use crate::sync::lock;
 
 /// The probe's name in the registry and in its records.
 pub const NAME: &str = "gpuhang";
@@ -278,12 +279,6 @@ impl GpuHang {
 
 fn thread_alive(pid: u32, tid: u32) -> bool {
     std::path::Path::new(&format!("/proc/{pid}/task/{tid}")).exists()
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 impl ProbeSource for GpuHang {

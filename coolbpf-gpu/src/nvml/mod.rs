@@ -38,8 +38,9 @@ mod read;
 mod snapshot;
 
 use std::collections::BTreeMap;
-use std::sync::{Mutex, PoisonError};
+use std::sync::Mutex;
 
+use crate::sync::lock;
 use coolbpf_core::{labels, Metric, PluginContext, Record, Result};
 use coolbpf_probes::options::{OptionSpec, ProbeOptions};
 use coolbpf_probes::probe_plugin::{ProbePlugin, ProbeSource};
@@ -141,7 +142,7 @@ impl NvmlProbe {
     /// One snapshot per GPU, read now. A GPU that stopped answering since [`Self::open`]
     /// gets a snapshot with only its identity and a `device` field error.
     pub fn snapshots(&self) -> Vec<GpuSnapshot> {
-        let mut states = self.states.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut states = lock(&self.states);
         self.gpus
             .gpus()
             .iter()

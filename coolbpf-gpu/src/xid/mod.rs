@@ -36,7 +36,7 @@ pub mod live;
 pub mod parse;
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex};
 
 use coolbpf_core::stream::{Delivery, Losses};
 use coolbpf_core::{labels, Error, Metric, ObjectBuilder, PluginContext, Record, Result};
@@ -49,6 +49,7 @@ pub use crate::nvml::GpuIdentity;
 pub use alert::{GpuLookup, XidAlert};
 pub use parse::{normalize_bus_id, XidLine};
 
+use crate::sync::lock;
 use dedup::Gate;
 use kmsg::{Kmsg, KmsgRecord};
 use live::LiveLine;
@@ -190,11 +191,6 @@ impl Reporter {
 struct Shared {
     gate: Gate,
     reporter: Reporter,
-}
-
-fn lock(shared: &Mutex<Shared>) -> MutexGuard<'_, Shared> {
-    // A panicking output callback poisons the lock; the counters stay usable.
-    shared.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// A running `xid` probe.
