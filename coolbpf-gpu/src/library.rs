@@ -116,6 +116,27 @@ pub fn on_host() -> Vec<Library> {
     in_dirs(&dirs)
 }
 
+/// The libraries of `kinds` that process `pid` has mapped ([`in_process`]), or, without a
+/// pid, those installed on the host ([`on_host`]).
+pub fn found(pid: Option<u32>, kinds: &[LibraryKind]) -> Result<Vec<Library>> {
+    let all = match pid {
+        Some(pid) => in_process(pid)?,
+        None => on_host(),
+    };
+    Ok(all
+        .into_iter()
+        .filter(|l| kinds.contains(&l.kind))
+        .collect())
+}
+
+/// A comma-separated list of paths (`--opt lib=...`); empty items are skipped.
+pub fn path_list(text: &str) -> Vec<PathBuf> {
+    text.split(',')
+        .filter(|s| !s.is_empty())
+        .map(PathBuf::from)
+        .collect()
+}
+
 /// The libraries directly inside `dirs`.
 pub fn in_dirs(dirs: &[PathBuf]) -> Vec<Library> {
     let mut found = Vec::new();

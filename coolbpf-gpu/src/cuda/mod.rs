@@ -108,11 +108,7 @@ pub fn trace_config(options: &ProbeOptions, watch: Vec<(PathBuf, String)>) -> Re
     let libs: String = options.get(&LIB)?;
     Ok(TraceConfig {
         pid: options.pid,
-        libraries: libs
-            .split(',')
-            .filter(|s| !s.is_empty())
-            .map(PathBuf::from)
-            .collect(),
+        libraries: crate::library::path_list(&libs),
         watch,
         buffer_kb,
         launch_events: false,
@@ -121,7 +117,10 @@ pub fn trace_config(options: &ProbeOptions, watch: Vec<(PathBuf, String)>) -> Re
 
 /// Whether this host has a CUDA library to trace without being told where.
 pub fn host_check() -> std::result::Result<(), String> {
-    if crate::library::on_host().is_empty() {
+    if crate::library::found(None, tracer::CUDA_LIBRARIES)
+        .unwrap_or_default()
+        .is_empty()
+    {
         Err("no CUDA library (libcudart, libcuda) found on the library paths, \
              /usr/local/cuda* or pip's nvidia/*/lib: trace a process (--pid) or name one (--opt lib=PATH)"
             .into())

@@ -20,6 +20,9 @@ use crate::library::{self, Library, LibraryKind};
 use crate::libwatch::LibraryWatch;
 use crate::sync::lock;
 
+/// The libraries this tracer attaches to.
+pub const CUDA_LIBRARIES: &[LibraryKind] = &[LibraryKind::Cudart, LibraryKind::Cuda];
+
 /// Ids from here on are the user's watched functions (`watch=`), not CUDA's.
 pub const WATCH_BASE: u16 = 0x4000;
 
@@ -120,8 +123,9 @@ impl CudaTracer {
                 config.launch_events,
             );
             Some(LibraryWatch::start(move |lib: Library| {
-                let is_cuda = matches!(lib.kind, LibraryKind::Cudart | LibraryKind::Cuda);
-                if !is_cuda || !file_id(&lib.path).is_some_and(|id| seen.insert(id)) {
+                if !CUDA_LIBRARIES.contains(&lib.kind)
+                    || !file_id(&lib.path).is_some_and(|id| seen.insert(id))
+                {
                     return;
                 }
                 if lock(&calls).attach(&functions_of(&lib, launch_events)) > 0 {
@@ -324,10 +328,7 @@ fn find_libraries(config: &TraceConfig) -> Result<Vec<Library>> {
     if !config.libraries.is_empty() {
         return library::given(&config.libraries);
     }
-    let found = match config.pid {
-        Some(pid) => library::in_process(pid)?,
-        None => library::on_host(),
-    };
+    let found = library::found(config.pid, CUDA_LIBRARIES)?;
     // Host-wide, the tracer also waits for libraries opened later: none now is fine.
     if let (Some(pid), true) = (config.pid, found.is_empty() && config.watch.is_empty()) {
         return Err(Error::Unsupported {

@@ -59,7 +59,6 @@ pub mod state;
 pub mod straggler;
 pub mod types;
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use coolbpf_core::{PluginContext, Record, Result};
@@ -116,11 +115,7 @@ impl NcclConfig {
         Ok(Self {
             trace: TraceConfig {
                 pid: options.pid,
-                libraries: libs
-                    .split(',')
-                    .filter(|s| !s.is_empty())
-                    .map(PathBuf::from)
-                    .collect(),
+                libraries: crate::library::path_list(&libs),
                 buffer_kb: crate::calls::buffer_kb(options)?,
                 stall_ns: stall_ms.saturating_mul(1_000_000),
             },
@@ -131,15 +126,18 @@ impl NcclConfig {
 
 /// Whether this host has a libnccl to trace without being told where.
 pub fn host_check() -> std::result::Result<(), String> {
-    let nccl = crate::library::LibraryKind::Nccl;
-    if crate::library::on_host().iter().any(|l| l.kind == nccl) {
-        Ok(())
-    } else {
+    let nccl = [crate::library::LibraryKind::Nccl];
+    if crate::library::found(None, &nccl)
+        .unwrap_or_default()
+        .is_empty()
+    {
         Err(
             "no libnccl found on the library paths, /usr/local/cuda* or pip's nvidia/*/lib: \
              trace a process (--pid) or name the library (--opt lib=PATH)"
                 .into(),
         )
+    } else {
+        Ok(())
     }
 }
 

@@ -240,13 +240,7 @@ fn find_libraries(config: &TraceConfig) -> Result<Vec<Library>> {
             })
             .collect());
     }
-    let found: Vec<Library> = match config.pid {
-        Some(pid) => library::in_process(pid)?,
-        None => library::on_host(),
-    }
-    .into_iter()
-    .filter(|lib| lib.kind == LibraryKind::Nccl)
-    .collect();
+    let found = library::found(config.pid, &[LibraryKind::Nccl])?;
     if found.is_empty() {
         let whom = config.pid.map_or_else(
             || "on this host".to_owned(),
