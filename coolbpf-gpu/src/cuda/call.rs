@@ -101,6 +101,26 @@ fn dim(low_word: u64, next: u64) -> [u32; 3] {
     [low_word as u32, (low_word >> 32) as u32, next as u32]
 }
 
+impl Launch {
+    /// A launch described by a config struct read from the first argument: six `u32`
+    /// (grid x, y, z, block x, y, z), the shared memory size (of which `shared_mem_mask`
+    /// is meaningful), then the stream at offset 32. `cudaLaunchConfig_t` and
+    /// `CUlaunchConfig` share this layout.
+    fn from_config(kernel: KernelRef, blob: &[u64; 6], shared_mem_mask: u64) -> Self {
+        Self {
+            kernel,
+            grid: dim(blob[0], blob[1]),
+            block: [
+                (blob[1] >> 32) as u32,
+                blob[2] as u32,
+                (blob[2] >> 32) as u32,
+            ],
+            shared_mem: blob[3] & shared_mem_mask,
+            stream: blob[4],
+        }
+    }
+}
+
 impl CudaCall {
     /// Reads `record` as a call of `function`.
     pub fn decode(function: &Function, record: &CallRecord) -> Self {
@@ -108,47 +128,35 @@ impl CudaCall {
         let blob = record.blob.unwrap_or_default();
         match function.role {
             Role::LaunchRuntime => Self::Launch(Launch {
-                kernel: KernelRef::HostStub(a[0]),
+                kernel: function.kernel_ref(a[0]),
                 grid: dim(a[1], a[2]),
                 block: dim(a[3], a[4]),
                 shared_mem: a[6],
                 stream: a[7],
             }),
             // cudaLaunchConfig_t { dim3 gridDim; dim3 blockDim; size_t dynamicSmemBytes;
-            // cudaStream_t stream; ... }: six u32, then two words.
-            Role::LaunchRuntimeEx => Self::Launch(Launch {
-                kernel: KernelRef::HostStub(a[1]),
-                grid: [blob[0] as u32, (blob[0] >> 32) as u32, blob[1] as u32],
-                block: [
-                    (blob[1] >> 32) as u32,
-                    blob[2] as u32,
-                    (blob[2] >> 32) as u32,
-                ],
-                shared_mem: blob[3],
-                stream: blob[4],
-            }),
+            // cudaStream_t stream; ... }.
+            Role::LaunchRuntimeEx => Self::Launch(Launch::from_config(
+                function.kernel_ref(a[1]),
+                &blob,
+                u64::MAX,
+            )),
             Role::LaunchDriver => Self::Launch(Launch {
-                kernel: KernelRef::DriverFunction(a[0]),
+                kernel: function.kernel_ref(a[0]),
                 grid: [a[1] as u32, a[2] as u32, a[3] as u32],
                 block: [a[4] as u32, a[5] as u32, a[6] as u32],
                 shared_mem: a[7] & 0xffff_ffff,
                 stream: a[8],
             }),
             // CUlaunchConfig { unsigned gridDimX..Z, blockDimX..Z, sharedMemBytes;
-            // CUstream hStream; ... }: seven u32, padding, then the stream.
-            Role::LaunchDriverEx => Self::Launch(Launch {
-                kernel: KernelRef::DriverFunction(a[1]),
-                grid: [blob[0] as u32, (blob[0] >> 32) as u32, blob[1] as u32],
-                block: [
-                    (blob[1] >> 32) as u32,
-                    blob[2] as u32,
-                    (blob[2] >> 32) as u32,
-                ],
-                shared_mem: blob[3] & 0xffff_ffff,
-                stream: blob[4],
-            }),
+            // CUstream hStream; ... }: the same layout, with a 32-bit shared memory size.
+            Role::LaunchDriverEx => Self::Launch(Launch::from_config(
+                function.kernel_ref(a[1]),
+                &blob,
+                0xffff_ffff,
+            )),
             Role::GraphLaunch => Self::Launch(Launch {
-                kernel: KernelRef::Graph(a[0]),
+                kernel: function.kernel_ref(a[0]),
                 grid: [0; 3],
                 block: [0; 3],
                 shared_mem: 0,
@@ -241,6 +249,39 @@ mod tests {
         assert_eq!(launch.grid, [8, 4, 2]);
         assert_eq!(launch.block, [32, 2, 1]);
         assert_eq!((launch.shared_mem, launch.stream), (256, 5));
+    }
+
+    #[test]
+    fn config_struct_launches_read_the_struct() {
+        // grid 8x4x2, block 32x2x1, shared (1 << 32) | 256, stream 0x5.
+        let blob = [
+            (4 << 32) | 8,
+            (32 << 32) | 2,
+            (1 << 32) | 2,
+            (1 << 32) | 256,
+            0x5,
+            0,
+        ];
+        let record = CallRecord {
+            args: [0x7000, 0xf, 0, 0, 0, 0, 0, 0, 0, 0, 0],
+            blob: Some(blob),
+            ..CallRecord::default()
+        };
+        for (symbol, kernel, shared) in [
+            (
+                "cudaLaunchKernelExC",
+                KernelRef::HostStub(0xf),
+                (1 << 32) | 256,
+            ),
+            ("cuLaunchKernelEx", KernelRef::DriverFunction(0xf), 256),
+        ] {
+            let CudaCall::Launch(launch) = CudaCall::decode(function(symbol), &record) else {
+                panic!("a launch");
+            };
+            assert_eq!(launch.kernel, kernel);
+            assert_eq!((launch.grid, launch.block), ([8, 4, 2], [32, 2, 1]));
+            assert_eq!((launch.shared_mem, launch.stream), (shared, 5));
+        }
     }
 
     #[test]
