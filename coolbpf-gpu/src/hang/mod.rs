@@ -165,9 +165,15 @@ impl GpuHang {
 
     /// Looks for hangs now: returns the new reports.
     pub fn check(&self) -> Result<Vec<Event>> {
+        Ok(self.check_calls(&self.tracer.in_flight()?))
+    }
+
+    /// The new reports among calls `in_flight` (as the kernel held them just now), and
+    /// among events polled not ready.
+    fn check_calls(&self, in_flight: &[CallRecord]) -> Vec<Event> {
         let now = monotonic_ns();
         let mut found = Vec::new();
-        for call in self.tracer.in_flight()? {
+        for call in in_flight {
             let blocked = now.saturating_sub(call.entry_ns);
             let key = (call.tid, call.function, call.entry_ns);
             if blocked < self.threshold_ns
@@ -176,11 +182,11 @@ impl GpuHang {
             {
                 continue;
             }
-            found.push(self.blocked_call(&call, blocked));
+            found.push(self.blocked_call(call, blocked));
             lock(&self.hangs)[0] += 1;
         }
         found.extend(self.events_not_ready(now));
-        Ok(found)
+        found
     }
 
     fn blocked_call(&self, call: &CallRecord, blocked_ns: u64) -> Event {
@@ -290,7 +296,9 @@ impl ProbeSource for GpuHang {
     }
 
     fn collect(&self, out: &mut Vec<Record>) -> Result<()> {
-        let found = self.check()?;
+        // One read of the in-flight map serves the check and the gauge.
+        let in_flight = self.tracer.in_flight()?;
+        let found = self.check_calls(&in_flight);
         out.extend(found.into_iter().map(Record::Event));
         let [calls, events] = *lock(&self.hangs);
         for (kind, count) in [("call_blocked", calls), ("event_not_ready", events)] {
@@ -304,7 +312,7 @@ impl ProbeSource for GpuHang {
                 Metric::counter(NAME, "gpu_watched_calls_returned_total", labels, *count).into(),
             );
         }
-        let in_flight = self.tracer.in_flight()?.len() as f64;
+        let in_flight = in_flight.len() as f64;
         out.push(Metric::gauge(NAME, "gpu_calls_in_flight", labels! {}, in_flight).into());
         out.extend(self.tracer.losses()?.to_records(NAME));
         Ok(())
