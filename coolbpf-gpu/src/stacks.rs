@@ -33,6 +33,7 @@ fn sample(pid: u32, comm: &str, stack: &[u64], weight: u64) -> Sample {
         comm: comm.to_owned(),
         kernel_ips: Vec::new(),
         user_ips: stack.to_vec(),
+        python: Vec::new(),
         weight,
     }
 }

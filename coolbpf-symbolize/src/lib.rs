@@ -28,6 +28,6 @@ pub use demangle::demangle;
 pub use error::{Error, Result};
 pub use frame::{Frame, Symbolized, Unknown};
 pub use normalize::{normalize, FileOffset, FileRef, Normalized, DEFAULT_DEBUG_DIR};
-pub use profile::{Profile, Sample, SymbolizedProfile};
+pub use profile::{Profile, PythonFrame, Sample, SymbolizedProfile};
 pub use source::{Elf, Kernel, Process, Source};
 pub use symbolizer::{Symbolizer, SymbolizerBuilder};

@@ -556,6 +556,7 @@ fn own_process_profile() {
         comm: "profile-test".into(),
         kernel_ips: vec![],
         user_ips: vec![leaf, caller + 5],
+        python: Vec::new(),
         weight: 3,
     };
     let profile: Profile = [sample.clone(), sample].into_iter().collect();
@@ -616,6 +617,7 @@ fn kernel_addresses_profile() {
         tid: 1,
         comm: "k".into(),
         kernel_ips: vec![schedule + 4, schedule + 0x11],
+        python: Vec::new(),
         user_ips: vec![],
         weight: 1,
     };

@@ -43,6 +43,7 @@ impl OffCpuStack {
             comm: self.comm.clone(),
             kernel_ips: self.kernel_ips.clone(),
             user_ips: self.user_ips.clone(),
+            python: Vec::new(),
             weight: weight_ns.saturating_add(500) / 1000,
         }
     }

@@ -196,6 +196,7 @@ mod tests {
             comm: "gone".into(),
             kernel_ips: kernel.to_vec(),
             user_ips: user.to_vec(),
+            python: Vec::new(),
             weight: 3,
         }
     }

@@ -56,6 +56,7 @@ impl RawSample {
                 comm: r.c_str(COMM, COMM_LEN)?,
                 kernel_ips: ips(0, kernel)?,
                 user_ips: ips(kernel, user)?,
+                python: Vec::new(),
                 weight: 1,
             },
         })
@@ -92,6 +93,7 @@ mod tests {
                 tid: 43,
                 comm: "burn".into(),
                 kernel_ips: vec![0x1_ffff, 0x2_ffff],
+                python: Vec::new(),
                 user_ips: vec![0x10],
                 weight: 1,
             }

@@ -79,8 +79,26 @@ pub struct Sample {
     pub kernel_ips: Vec<u64>,
     /// User instruction pointers, innermost first.
     pub user_ips: Vec<u64>,
+    /// Interpreter (CPython) frames the thread was running, innermost first; empty when
+    /// the thread runs no interpreter or they were not captured. Symbolizing puts them
+    /// among the native frames of the interpreter that runs them.
+    pub python: Vec<PythonFrame>,
     /// How many times it was seen, or for how long (in the profile's unit).
     pub weight: u64,
+}
+
+/// One CPython frame as captured: which code object runs and where in it. Its names
+/// (qualified name, file, line) are read from the process when it is symbolized.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct PythonFrame {
+    /// Address of the `PyCodeObject` in the process.
+    pub code: u64,
+    /// Byte offset of the current instruction in the code's bytecode; `u32::MAX` when
+    /// unknown.
+    pub offset: u32,
+    /// Whether this frame was entered from C (the first frame an evaluation loop call
+    /// runs): native `_PyEval_EvalFrameDefault` frames pair with these.
+    pub entry: bool,
 }
 
 /// What makes two samples the same stack.
@@ -91,6 +109,7 @@ struct StackKey {
     comm: String,
     user_ips: Vec<u64>,
     kernel_ips: Vec<u64>,
+    python: Vec<PythonFrame>,
 }
 
 /// Raw stack samples, aggregated: samples of the same thread (pid, tid and comm) with the
@@ -116,6 +135,7 @@ impl Profile {
             comm: sample.comm,
             user_ips: sample.user_ips,
             kernel_ips: sample.kernel_ips,
+            python: sample.python,
         };
         let weight = self.stacks.entry(key).or_insert(0);
         *weight = weight.saturating_add(sample.weight);
@@ -147,6 +167,7 @@ impl Profile {
             comm: key.comm.clone(),
             kernel_ips: key.kernel_ips.clone(),
             user_ips: key.user_ips.clone(),
+            python: key.python.clone(),
             weight: *weight,
         })
     }
@@ -179,6 +200,7 @@ mod tests {
             comm: "a".into(),
             kernel_ips: vec![0xffff_ffff_8100_0000],
             user_ips: user.to_vec(),
+            python: Vec::new(),
             weight,
         }
     }

@@ -159,6 +159,7 @@ mod tests {
             comm: "gone".into(),
             kernel_ips: vec![],
             user_ips: vec![0x1000, 0x2001],
+            python: Vec::new(),
             weight: 2,
         }]
         .into_iter()
