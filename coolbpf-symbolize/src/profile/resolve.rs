@@ -126,6 +126,7 @@ mod tests {
             comm: String::new(),
             user_ips: user.to_vec(),
             kernel_ips: kernel.to_vec(),
+            python: Vec::new(),
         }
     }
 
