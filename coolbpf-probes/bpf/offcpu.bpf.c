@@ -1,13 +1,19 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /* offcpu: time tasks spend off the CPU, by the stack they left it with.
  *
- * At sched_switch the task switched out (`prev`) is still the current one, so its kernel
- * and user stacks are captured there (bpf_get_stackid into a stack trace map, up to 127
- * frames each) and kept with a timestamp; when the task is switched in again, the time it
- * was away is added to (tgid, tid, kernel stack, user stack) if it lies within
+ * At sched_switch the task switched out (`prev`) is still the current one, so its stacks
+ * are captured there and kept with a timestamp: the kernel stack with bpf_get_stackid
+ * into a stack trace map; the user stack with the stacks layer's unwinder (CFI where the
+ * process's tables are loaded, frame pointers elsewhere; coolbpf/unwind.bpf.h) and its
+ * CPython frames (coolbpf/python.bpf.h), both kept by content in the stack store
+ * (coolbpf/stackstore.bpf.h). When the task is switched in again, the time it was away is
+ * added to (tgid, tid, kernel stack, user stack, Python stack) if it lies within
  * [min_block_ns, max_block_ns]. Blocked and preempted tasks both count: off-CPU time
  * includes waiting for a CPU after the wakeup. */
 #include "sched.bpf.h"
+#include "coolbpf/unwind.bpf.h"
+#include "coolbpf/python.bpf.h"
+#include "coolbpf/stackstore.bpf.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
@@ -15,14 +21,16 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
 const volatile __u64 min_block_ns = 1000;
 const volatile __u64 max_block_ns = ~0ULL;
+const volatile __u8 unwind_cfi = 1;     /* 0: user stacks by frame pointers only */
+const volatile __u8 python_frames = 1; /* walk CPython frames of registered processes */
 
 /* A task that left the CPU: when, and with which stacks. */
 struct offcpu_start {
 	__u64 ts_ns;
 	__u32 tgid;
-	__s32 kernel_stack; /* stack id, or a negative errno when not captured */
-	__s32 user_stack;
-	__u32 pad;
+	__s32 kernel_stack;  /* stack id, or a negative errno when not captured */
+	__u64 user_stack;    /* stack store id, 0 when none */
+	__u64 python_stack;  /* stack store id, 0 when none */
 	char comm[COOLBPF_TASK_COMM_LEN];
 };
 
@@ -44,7 +52,9 @@ struct offcpu_key {
 	__u32 tgid;
 	__u32 tid;
 	__s32 kernel_stack;
-	__s32 user_stack;
+	__u32 pad;
+	__u64 user_stack;
+	__u64 python_stack;
 };
 
 struct offcpu_value {
@@ -75,6 +85,33 @@ static __always_inline __s32 capture(void *ctx, __u64 flags)
 	return id;
 }
 
+/* The current task's user stack and CPython frames into the stack store. */
+static __always_inline void capture_user(void *ctx, __u32 tgid, __u32 tid, struct offcpu_start *start)
+{
+	struct coolbpf_stack_scratch *scratch = coolbpf_stack_scratch_get();
+	struct pt_regs *regs;
+	long bytes;
+
+	if (!scratch)
+		return;
+	if (unwind_cfi) {
+		regs = coolbpf_user_regs();
+		scratch->ips.nr = regs ? coolbpf_unwind_user(regs, scratch->ips.ips, COOLBPF_STORED_IPS) : 0;
+	} else {
+		bytes = bpf_get_stack(ctx, scratch->ips.ips, sizeof(scratch->ips.ips), BPF_F_USER_STACK);
+		if (bytes < 0)
+			coolbpf_count_loss(COOLBPF_LOSS_STACK);
+		scratch->ips.nr = bytes > 0 ? bytes / 8 : 0;
+	}
+	start->user_stack = coolbpf_store_ips(&scratch->ips);
+	if (python_frames) {
+		scratch->python.nr = coolbpf_python_walk(
+			tgid, tid, (struct coolbpf_python_frame *)scratch->python.words,
+			COOLBPF_STORED_PYTHON_FRAMES);
+		start->python_stack = coolbpf_store_python(&scratch->python);
+	}
+}
+
 /* The current task (prev) leaves the CPU; `skip` kernel frames are tracing glue. */
 static __always_inline void switch_out(void *ctx, __u32 tid, __u32 tgid, struct task_struct *task,
 				       __u64 skip)
@@ -92,10 +129,8 @@ static __always_inline void switch_out(void *ctx, __u32 tid, __u32 tgid, struct 
 	start.tgid = tgid;
 	start.kernel_stack = capture(ctx, skip & BPF_F_SKIP_FIELD_MASK);
 	/* Kernel threads have no user stack to capture. */
-	if (BPF_CORE_READ(task, flags) & SCHED_PF_KTHREAD)
-		start.user_stack = -1;
-	else
-		start.user_stack = capture(ctx, BPF_F_USER_STACK);
+	if (!(BPF_CORE_READ(task, flags) & SCHED_PF_KTHREAD))
+		capture_user(ctx, tgid, tid, &start);
 	bpf_get_current_comm(start.comm, sizeof(start.comm));
 	if (bpf_map_update_elem(&offcpu_start, &tid, &start, BPF_ANY))
 		coolbpf_count_loss(COOLBPF_LOSS_MAP_FULL);
@@ -116,6 +151,7 @@ static __always_inline void switch_in(__u32 tid)
 	key.tid = tid;
 	key.kernel_stack = start->kernel_stack;
 	key.user_stack = start->user_stack;
+	key.python_stack = start->python_stack;
 	__builtin_memcpy(init.comm, start->comm, sizeof(init.comm));
 	bpf_map_delete_elem(&offcpu_start, &tid);
 	if (delta_ns < min_block_ns || delta_ns > max_block_ns)

@@ -22,12 +22,13 @@ use coolbpf_core::{
     labels, BpfObject, Error, MapView, Metric, ObjectBuilder, Plugin, PluginContext, Record, Result,
 };
 use coolbpf_symbolize::profile::{Profile, StackResolver};
+use coolbpf_symbolize::PythonFrame;
 
 pub use stacks::OffCpuStack;
 
 use crate::options::{OptionSpec, ProbeOptions};
 use crate::sched::{monotonic_ns, HookKind, Roles, SchedCounters, HOOK};
-use crate::stacks::{emit_interval, symbolizer, DEBUG_INFO};
+use crate::stacks::{emit_interval, symbolizer, StackStore, DEBUG_INFO};
 
 static OBJECT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/offcpu.bpf.o"));
 
@@ -132,13 +133,16 @@ pub struct OffCpu {
     counts: MapView,
     stacks: MapView,
     counters: MapView,
+    store: StackStore,
     programs: Vec<String>,
     /// Off-CPU time of each entry already handed out by [`take`](Self::take).
     taken_ns: HashMap<EntryKey, u64>,
+    /// Entries of the last read whose user or Python stack had been evicted.
+    evicted: u64,
 }
 
 /// Identifies one stack entry across reads.
-type EntryKey = (u32, u32, Vec<u64>, Vec<u64>);
+type EntryKey = (u32, u32, Vec<u64>, Vec<u64>, Vec<PythonFrame>);
 
 impl OffCpu {
     /// Loads and attaches the probe.
@@ -161,9 +165,11 @@ impl OffCpu {
             counts: object.map("offcpu")?,
             stacks: object.map("stacks")?,
             counters: object.map("sched_counters")?,
+            store: StackStore::of(&object)?,
             object,
             programs,
             taken_ns: HashMap::new(),
+            evicted: 0,
         })
     }
 
@@ -173,8 +179,16 @@ impl OffCpu {
     }
 
     /// Off-CPU time so far by (process, thread, stacks), longest first; cumulative.
-    pub fn stacks(&self) -> Result<Vec<OffCpuStack>> {
-        stacks::read(&self.counts, &self.stacks)
+    pub fn stacks(&mut self) -> Result<Vec<OffCpuStack>> {
+        let read = stacks::read(&self.counts, &self.stacks, &self.store)?;
+        self.evicted = read.evicted;
+        Ok(read.stacks)
+    }
+
+    /// Entries of the last read whose user or Python stack the stack store had evicted
+    /// (it keeps the most recently used ones): their time is shown without that stack.
+    pub fn stacks_evicted(&self) -> u64 {
+        self.evicted
     }
 
     /// The off-CPU time that grew since the last call (since start, the first time) as
@@ -188,6 +202,7 @@ impl OffCpu {
                 stack.tid,
                 stack.kernel_ips.clone(),
                 stack.user_ips.clone(),
+                stack.python.clone(),
             );
             let taken = self.taken_ns.entry(key).or_insert(0);
             let grown_us = stack.total_ns.saturating_sub(*taken) / 1000;
@@ -256,6 +271,8 @@ impl Plugin for OffCpuPlugin {
         out.push(
             Metric::counter(NAME, "off_cpu_spans_total", labels! {}, counters.measured).into(),
         );
+        let evicted = offcpu.stacks_evicted();
+        out.push(Metric::gauge(NAME, "stacks_evicted", labels! {}, evicted as f64).into());
         out.extend(offcpu.losses()?.to_records(NAME));
         Ok(())
     }

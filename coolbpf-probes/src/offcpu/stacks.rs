@@ -1,14 +1,17 @@
-//! Reading offcpu's maps: (process, thread, stacks) -> time off CPU, and the stack trace
-//! map the stack ids point into.
+//! Reading offcpu's maps: (process, thread, stacks) -> time off CPU, the kernel's stack
+//! trace map the kernel stack ids point into, and the stack store the user and CPython
+//! stack ids point into.
 
 use std::collections::HashMap;
 
 use coolbpf_core::decode::Reader;
 use coolbpf_core::{MapView, Result};
-use coolbpf_symbolize::Sample;
+use coolbpf_symbolize::{PythonFrame, Sample};
+
+use crate::stacks::StackStore;
 
 /// Size of `struct offcpu_key` and `struct offcpu_value` (offcpu.bpf.c).
-const KEY_SIZE: usize = 16;
+const KEY_SIZE: usize = 32;
 const VALUE_SIZE: usize = 32;
 const COMM: usize = 16;
 const COMM_LEN: usize = 16;
@@ -27,6 +30,8 @@ pub struct OffCpuStack {
     /// User instruction pointers, innermost first (empty for kernel threads, or when not
     /// captured).
     pub user_ips: Vec<u64>,
+    /// CPython frames, innermost first (empty when the thread runs no Python).
+    pub python: Vec<PythonFrame>,
     /// Total time off CPU, ns.
     pub total_ns: u64,
     /// How many times it left the CPU this way.
@@ -42,18 +47,28 @@ impl OffCpuStack {
             comm: self.comm.clone(),
             kernel_ips: self.kernel_ips.clone(),
             user_ips: self.user_ips.clone(),
-            python: Vec::new(),
+            python: self.python.clone(),
             weight: weight_us,
         }
     }
 }
 
-/// Reads every (key, value) of the `offcpu` map, resolving stack ids through `stacks`.
-/// Entries of unexpected size are skipped; a stack id that no longer resolves gives an
-/// empty stack.
-pub(crate) fn read(counts: &MapView, stacks: &MapView) -> Result<Vec<OffCpuStack>> {
-    let mut resolved: HashMap<i32, Vec<u64>> = HashMap::new();
-    let mut out = Vec::new();
+/// What [`read`] found.
+#[derive(Debug, Default)]
+pub(crate) struct Read {
+    /// The entries, longest off-CPU time first.
+    pub(crate) stacks: Vec<OffCpuStack>,
+    /// Entries whose user or Python stack the store had evicted (shown without it).
+    pub(crate) evicted: u64,
+}
+
+/// Reads every (key, value) of the `offcpu` map, resolving kernel stack ids through
+/// `kernel` and user and Python stack ids through `store`. Entries of unexpected size
+/// are skipped; a stack id that no longer resolves gives an empty stack (counted as
+/// evicted for the store's).
+pub(crate) fn read(counts: &MapView, kernel: &MapView, store: &StackStore) -> Result<Read> {
+    let mut kernel_stacks: HashMap<i32, Vec<u64>> = HashMap::new();
+    let mut out = Read::default();
     for (key, value) in counts.entries()? {
         let (Ok(key), Ok(value)) = (
             Reader::new(&key, KEY_SIZE, "offcpu key"),
@@ -61,24 +76,28 @@ pub(crate) fn read(counts: &MapView, stacks: &MapView) -> Result<Vec<OffCpuStack
         ) else {
             continue;
         };
-        let mut stack = |offset: usize| -> Result<Vec<u64>> {
-            let id = key.i32(offset)?;
-            if id < 0 {
-                return Ok(Vec::new());
-            }
-            if let Some(ips) = resolved.get(&id) {
-                return Ok(ips.clone());
-            }
-            let ips = stacks
+        let id = key.i32(8)?;
+        let kernel_ips = if id < 0 {
+            Vec::new()
+        } else if let Some(ips) = kernel_stacks.get(&id) {
+            ips.clone()
+        } else {
+            let ips = kernel
                 .lookup(&id.to_ne_bytes())?
                 .map(|raw| instruction_pointers(&raw))
                 .unwrap_or_default();
-            resolved.insert(id, ips.clone());
-            Ok(ips)
+            kernel_stacks.insert(id, ips.clone());
+            ips
         };
-        out.push(OffCpuStack {
-            kernel_ips: stack(8)?,
-            user_ips: stack(12)?,
+        let user_ips = store.ips(key.u64(16)?)?;
+        let python = store.python(key.u64(24)?)?;
+        if user_ips.is_none() || python.is_none() {
+            out.evicted += 1;
+        }
+        out.stacks.push(OffCpuStack {
+            kernel_ips,
+            user_ips: user_ips.unwrap_or_default(),
+            python: python.unwrap_or_default(),
             pid: key.u32(0)?,
             tid: key.u32(4)?,
             comm: value.c_str(COMM, COMM_LEN)?,
@@ -86,7 +105,8 @@ pub(crate) fn read(counts: &MapView, stacks: &MapView) -> Result<Vec<OffCpuStack
             count: value.u64(8)?,
         });
     }
-    out.sort_by(|a, b| b.total_ns.cmp(&a.total_ns).then(a.tid.cmp(&b.tid)));
+    out.stacks
+        .sort_by(|a, b| b.total_ns.cmp(&a.total_ns).then(a.tid.cmp(&b.tid)));
     Ok(out)
 }
 

@@ -7,10 +7,14 @@
 //! - [`stack_record`] and [`profile_from_records`]: between symbolized stacks and the data
 //!   model's [`StackSample`](coolbpf_core::StackSample) records, both ways;
 //!   [`emit_interval`], what a plugin emits for the stacks of one interval.
+//! - [`StackStore`]: the stacks a BPF program keeps by content
+//!   (`coolbpf/stackstore.bpf.h`), for probes that aggregate by stack in the kernel.
 
 mod records;
+mod store;
 
 pub use records::{profile_from_records, stack_from_record, stack_record};
+pub use store::StackStore;
 
 use coolbpf_core::Record;
 use coolbpf_symbolize::profile::{Profile, StackResolver};

@@ -1,0 +1,134 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * stackstore.bpf.h: user stacks kept by content, for probes that aggregate in the kernel
+ * (offcpu's time per stack, the GPU launch counts per stack).
+ *
+ * The kernel's BPF_MAP_TYPE_STACK_TRACE stores only what bpf_get_stackid walks (frame
+ * pointers). Stacks unwound by coolbpf_unwind_user() (CFI) and CPython frames walked by
+ * coolbpf_python_walk() are stored here instead: the frames go into an LRU hash under a
+ * 64-bit hash of their content, and the probe's own key holds that id. Userspace
+ * (coolbpf-probes' stacks::store) reads the frames back by id.
+ *
+ * - Ids are content hashes: the same stack always has the same id, so aggregation keys
+ *   merge exactly as with stack ids. Two different stacks share an id with probability
+ *   about n^2 / 2^65 for n distinct stacks (below 1e-11 for 16k stacks); that is the one
+ *   inexactness, and far below the kernel stack map's, whose 32-bit bucket index replaces
+ *   or refuses colliding stacks.
+ * - The maps are LRU: a full store evicts the least recently used stack instead of
+ *   refusing new ones. An id whose stack was evicted no longer resolves; userspace counts
+ *   it (`stack_evicted`) and shows the time with an empty stack, never drops it.
+ * - Id 0 means "no stack" (none captured, or a kernel thread).
+ */
+#ifndef COOLBPF_STACKSTORE_BPF_H
+#define COOLBPF_STACKSTORE_BPF_H
+
+#include "coolbpf/coolbpf.bpf.h"
+
+#define COOLBPF_STORED_IPS 127
+#define COOLBPF_STORED_PYTHON_FRAMES 128
+
+#ifndef COOLBPF_USER_STACKS_ENTRIES
+#define COOLBPF_USER_STACKS_ENTRIES 16384
+#endif
+#ifndef COOLBPF_PYTHON_STACKS_ENTRIES
+#define COOLBPF_PYTHON_STACKS_ENTRIES 4096
+#endif
+
+/* A native user stack: instruction pointers, innermost first. */
+struct coolbpf_stored_ips {
+	__u32 nr;
+	__u32 pad;
+	__u64 ips[COOLBPF_STORED_IPS];
+};
+
+/* CPython frames, innermost first, as coolbpf_python_walk() gives them (16 bytes each:
+ * code object address, bytecode offset, flags). */
+struct coolbpf_stored_python {
+	__u32 nr;
+	__u32 pad;
+	__u64 words[2 * COOLBPF_STORED_PYTHON_FRAMES];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, COOLBPF_USER_STACKS_ENTRIES);
+	__type(key, __u64);
+	__type(value, struct coolbpf_stored_ips);
+} coolbpf_user_stacks SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, COOLBPF_PYTHON_STACKS_ENTRIES);
+	__type(key, __u64);
+	__type(value, struct coolbpf_stored_python);
+} coolbpf_python_stacks SEC(".maps");
+
+/* Where callers build a stack before storing it (too big for the BPF stack). */
+struct coolbpf_stack_scratch {
+	struct coolbpf_stored_ips ips;
+	struct coolbpf_stored_python python;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct coolbpf_stack_scratch);
+} coolbpf_stack_scratch SEC(".maps");
+
+static __always_inline struct coolbpf_stack_scratch *coolbpf_stack_scratch_get(void)
+{
+	__u32 zero = 0;
+
+	return bpf_map_lookup_elem(&coolbpf_stack_scratch, &zero);
+}
+
+/* A 64-bit hash of `nr` words (a multiply-rotate mix per word, then a finalizer); never
+ * 0, which means "no stack". */
+static __always_inline __u64 coolbpf_hash_words(const __u64 *words, __u32 nr, __u32 max)
+{
+	__u64 h = 0x9e3779b97f4a7c15ULL ^ nr;
+
+	for (__u32 i = 0; i < max; i++) {
+		if (i >= nr)
+			break;
+		h ^= words[i] * 0xff51afd7ed558ccdULL;
+		h = ((h << 31) | (h >> 33)) * 0xc4ceb9fe1a85ec53ULL;
+	}
+	h ^= h >> 33;
+	h *= 0xff51afd7ed558ccdULL;
+	h ^= h >> 33;
+	return h ? h : 1;
+}
+
+/* Stores `stack` (if it is not stored yet) and returns its id; 0 for an empty stack. */
+static __always_inline __u64 coolbpf_store_ips(struct coolbpf_stored_ips *stack)
+{
+	__u64 id;
+
+	if (!stack->nr)
+		return 0;
+	if (stack->nr > COOLBPF_STORED_IPS)
+		stack->nr = COOLBPF_STORED_IPS;
+	id = coolbpf_hash_words(stack->ips, stack->nr, COOLBPF_STORED_IPS);
+	if (!bpf_map_lookup_elem(&coolbpf_user_stacks, &id))
+		bpf_map_update_elem(&coolbpf_user_stacks, &id, stack, BPF_ANY);
+	return id;
+}
+
+/* The same for CPython frames (`stack->nr` frames of two words each). */
+static __always_inline __u64 coolbpf_store_python(struct coolbpf_stored_python *stack)
+{
+	__u64 id;
+
+	if (!stack->nr)
+		return 0;
+	if (stack->nr > COOLBPF_STORED_PYTHON_FRAMES)
+		stack->nr = COOLBPF_STORED_PYTHON_FRAMES;
+	id = coolbpf_hash_words(stack->words, 2 * stack->nr, 2 * COOLBPF_STORED_PYTHON_FRAMES);
+	if (!bpf_map_lookup_elem(&coolbpf_python_stacks, &id))
+		bpf_map_update_elem(&coolbpf_python_stacks, &id, stack, BPF_ANY);
+	return id;
+}
+
+#endif /* COOLBPF_STACKSTORE_BPF_H */
