@@ -56,6 +56,7 @@ impl Plugin for ProfilePlugin {
             return Ok(());
         };
         running.profiler.follow_threads()?;
+        running.profiler.refresh_unwinding()?;
         let profile = running.profiler.take_profile()?;
         if !profile.is_empty() {
             running.resolver.resolve_user(&profile);

@@ -105,6 +105,7 @@ impl ProfileSession {
     /// that arrived since the last tick. Call it about every second.
     pub fn tick(&mut self) -> Result<()> {
         self.profiler.follow_threads()?;
+        self.profiler.refresh_unwinding()?;
         self.absorb()
     }
 

@@ -62,10 +62,21 @@ pub fn executable_mappings(pid: u32) -> Result<(Vec<MappedObject>, Vec<UnopenedM
 /// on a page boundary in memory even when their file offset does not) says which virtual
 /// address the mapping's first byte has.
 pub fn load_bias(elf: &ElfFile, entry: &MapsEntry) -> Option<u64> {
-    let segment = elf.segments().iter().find(|s| {
-        let first_page = s.file_offset & !(PAGE - 1);
-        entry.offset >= first_page && entry.offset < s.file_offset.saturating_add(s.file_size)
-    })?;
+    // The kernel maps each segment from its page-aligned offset, so the segment a
+    // mapping was made for starts on the mapping's offset; two segments can share a
+    // page (the end of a read-only one, the start of the text), so containment alone
+    // could pick the wrong one. Containment is the fallback for merged mappings.
+    let first_page = |s: &&crate::elf::Segment| s.file_offset & !(PAGE - 1);
+    let segments = elf.segments();
+    let segment = segments
+        .iter()
+        .find(|s| first_page(s) == entry.offset)
+        .or_else(|| {
+            segments.iter().find(|s| {
+                entry.offset >= first_page(s)
+                    && entry.offset < s.file_offset.saturating_add(s.file_size)
+            })
+        })?;
     // vaddr(start) = segment.vaddr - (segment.file_offset - entry.offset)
     let start_vaddr = segment
         .vaddr
