@@ -12,6 +12,7 @@
  * drains the ring when it wants a profile, and is woken only so that the ring cannot fill
  * in between. */
 #include "coolbpf/coolbpf.bpf.h"
+#include "coolbpf/unwind.bpf.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
@@ -23,6 +24,7 @@ const volatile __u64 filter_cgroup_id = 0;  /* 0: every cgroup */
 const volatile __u8 include_idle = 0;       /* sample the idle task (pid 0) too */
 const volatile __u8 kernel_stacks = 1;
 const volatile __u8 user_stacks = 1;
+const volatile __u8 unwind_cfi = 0;        /* user stacks by CFI tables (unwind.bpf.h), not bpf_get_stack */
 const volatile __u64 wakeup_bytes = 1 << 18;  /* wake the consumer at this much data */
 
 /* The record sent per sample; the layout is decoded by src/profile/sample.rs. */
@@ -95,7 +97,10 @@ int on_sample(struct bpf_perf_event_data *ctx)
 		return 0;
 	if (kernel_stacks)
 		kernel_bytes = take_stack(ctx, sample->ips, 0);
-	if (user_stacks)
+	if (user_stacks && unwind_cfi)
+		user_bytes = 8 * coolbpf_unwind_user(coolbpf_user_regs(), (void *)sample->ips + kernel_bytes,
+						     MAX_DEPTH);
+	else if (user_stacks)
 		user_bytes = take_stack(ctx, (void *)sample->ips + kernel_bytes, BPF_F_USER_STACK);
 
 	sample->ts_ns = bpf_ktime_get_ns();

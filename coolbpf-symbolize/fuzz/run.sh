@@ -4,7 +4,8 @@
 # fails, leaving the input in artifacts/symbolize_elf/. Needs cargo-fuzz
 # (scripts/install-deps.sh installs it) and a C++ compiler for libFuzzer; the stable
 # toolchain is enough (no sanitizer: the code under test is safe Rust). Extra arguments
-# go to libFuzzer, e.g. `run.sh 600 -jobs=2`.
+# go to libFuzzer, e.g. `run.sh 600 -jobs=2`. FUZZ_TARGET picks the target
+# (symbolize_elf, the default, or unwind_table); both start from the same ELF seeds.
 set -euo pipefail
 
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -18,7 +19,9 @@ if [ -z "${CXX:-}" ] && ! command -v c++ >/dev/null 2>&1; then
   export CXX=clang++
 fi
 
-"$here/seeds.sh" "$here/corpus/symbolize_elf"
+target="${FUZZ_TARGET:-symbolize_elf}"
+
+"$here/seeds.sh" "$here/corpus/$target"
 exec "$cargo" fuzz run --sanitizer none --fuzz-dir "$here" --target-dir "$root/target/fuzz" \
-  symbolize_elf "$here/corpus/symbolize_elf" -- \
+  "$target" "$here/corpus/$target" -- \
   -max_total_time="$seconds" -rss_limit_mb=2048 -timeout=10 -print_final_stats=1 "$@"

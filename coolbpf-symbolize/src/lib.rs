@@ -23,6 +23,7 @@ pub mod process;
 pub mod profile;
 mod source;
 mod symbolizer;
+pub mod unwind;
 
 pub use demangle::demangle;
 pub use error::{Error, Result};

@@ -40,6 +40,13 @@ enum coolbpf_loss_slot {
 	 * reports these to userspace as lost samples, but only once room frees up, so
 	 * this count is the exact one. */
 	COOLBPF_LOSS_PERF_OUTPUT = 4,
+	/* a user stack reached its frame limit with callers left: the sample is sent
+	 * with the innermost frames only. */
+	COOLBPF_LOSS_STACK_TRUNCATED = 5,
+	/* the CFI unwinder took a frame-pointer step: no table covers the pc (a file
+	 * without CFI, a process not registered yet, JIT code) or its rule is not
+	 * followed. The frame may be right (code with frame pointers) or the walk ends. */
+	COOLBPF_LOSS_UNWIND_FALLBACK = 6,
 	COOLBPF_LOSS_SLOTS = 8,
 };
 

@@ -70,6 +70,14 @@ pub struct KernelLosses {
     pub read: u64,
     /// `bpf_perf_event_output()` failures counted by `coolbpf_perf_output()`.
     pub perf_output: u64,
+    /// User stacks cut at their frame limit with callers left (`coolbpf/unwind.bpf.h`).
+    /// The samples were sent with their innermost frames, so these are not counted in
+    /// [`Self::total`].
+    pub stack_truncated: u64,
+    /// Frame-pointer steps the CFI unwinder took where no table covered the pc or its
+    /// rule was not followed. Not losses of events (and not in [`Self::total`]): a
+    /// measure of how much of the unwinding was left to frame pointers.
+    pub unwind_fallback: u64,
     /// Runs of the object's programs that the kernel skipped and counted (the programs'
     /// `recursion_misses`): a raw_tp or tp_btf program whose hook fires again while it
     /// runs on that CPU, or a trampoline program that would recurse. The kernel does not
@@ -107,6 +115,8 @@ impl KernelLosses {
             ("stack", self.stack),
             ("read", self.read),
             ("perf_output", self.perf_output),
+            ("stack_truncated", self.stack_truncated),
+            ("unwind_fallback", self.unwind_fallback),
             ("program_misses", self.program_misses),
         ]
         .into_iter()
@@ -154,6 +164,8 @@ impl KernelLossReader {
             stack: slot(2),
             read: slot(3),
             perf_output: slot(4),
+            stack_truncated: slot(5),
+            unwind_fallback: slot(6),
             program_misses,
         })
     }
@@ -204,6 +216,8 @@ impl Losses {
         k.stack += o.stack;
         k.read += o.read;
         k.perf_output += o.perf_output;
+        k.stack_truncated += o.stack_truncated;
+        k.unwind_fallback += o.unwind_fallback;
         k.program_misses += o.program_misses;
     }
 

@@ -12,6 +12,16 @@ use libbpf_rs::libbpf_sys as sys;
 /// tracepoint and perf-event runs it skips. Kernels before 5.12 count nothing and
 /// report 0.
 pub fn recursion_misses(fd: BorrowedFd<'_>) -> io::Result<u64> {
+    info(fd).map(|info| info.recursion_misses)
+}
+
+/// Program `fd`'s accumulated run time in ns and its run count, as the kernel accounts
+/// them while `kernel.bpf_stats_enabled` is 1 (both stay 0 otherwise).
+pub fn run_time(fd: BorrowedFd<'_>) -> io::Result<(u64, u64)> {
+    info(fd).map(|info| (info.run_time_ns, info.run_cnt))
+}
+
+fn info(fd: BorrowedFd<'_>) -> io::Result<sys::bpf_prog_info> {
     let mut info = sys::bpf_prog_info::default();
     let mut len = u32::try_from(size_of::<sys::bpf_prog_info>())
         .expect("bpf_prog_info is a few hundred bytes");
@@ -22,5 +32,5 @@ pub fn recursion_misses(fd: BorrowedFd<'_>) -> io::Result<u64> {
     if ret != 0 {
         return Err(io::Error::from_raw_os_error(-ret));
     }
-    Ok(info.recursion_misses)
+    Ok(info)
 }

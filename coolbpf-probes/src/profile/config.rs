@@ -46,8 +46,14 @@ const KERNEL: OptionSpec = OptionSpec {
 };
 const USER: OptionSpec = OptionSpec {
     name: "user",
-    help: "capture user stacks (true or false; they need frame pointers)",
+    help: "capture user stacks (true or false)",
     default: "true",
+};
+const UNWIND: OptionSpec = OptionSpec {
+    name: "unwind",
+    help: "how user stacks are walked: cfi (CFI tables in the kernel, frame pointers where \
+           a file has none) or fp (frame pointers only, as perf's default)",
+    default: "cfi",
 };
 const BUFFER_KB: OptionSpec = OptionSpec {
     name: "buffer_kb",
@@ -57,8 +63,35 @@ const BUFFER_KB: OptionSpec = OptionSpec {
 
 /// Options `profile` accepts besides `--pid`.
 pub const OPTIONS: &[OptionSpec] = &[
-    FREQ, EVENT, CGROUP, IDLE, KERNEL, USER, DEBUG_INFO, BUFFER_KB,
+    FREQ, EVENT, CGROUP, IDLE, KERNEL, USER, UNWIND, DEBUG_INFO, BUFFER_KB,
 ];
+
+/// How user stacks are walked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum UnwindMode {
+    /// By CFI tables compiled from each file's `.eh_frame`, in the kernel
+    /// (`coolbpf/unwind.bpf.h`), with frame-pointer steps where no table covers the pc.
+    #[default]
+    Cfi,
+    /// By frame pointers only (`bpf_get_stack`): code built without them shows its
+    /// innermost frame and then stops or goes astray.
+    FramePointers,
+}
+
+impl std::str::FromStr for UnwindMode {
+    type Err = Error;
+
+    fn from_str(text: &str) -> Result<Self> {
+        match text {
+            "cfi" => Ok(Self::Cfi),
+            "fp" => Ok(Self::FramePointers),
+            other => Err(Error::InvalidArgument(format!(
+                "option unwind={other}: {}",
+                UNWIND.help
+            ))),
+        }
+    }
+}
 
 /// How to run the profiler.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -80,9 +113,10 @@ pub struct ProfileConfig {
     pub include_idle: bool,
     /// Capture kernel stacks.
     pub kernel_stacks: bool,
-    /// Capture user stacks (walked by frame pointers: code built without them shows only
-    /// its innermost frame, the way perf's default `--call-graph fp` does).
+    /// Capture user stacks (walked as [`unwind`](Self::unwind) says).
     pub user_stacks: bool,
+    /// How user stacks are walked (default: CFI, falling back to frame pointers).
+    pub unwind: UnwindMode,
     /// Symbolize with DWARF where binaries have it: inlined functions become frames of
     /// their own and frames get source lines. Off, frames are named from symbol tables
     /// only (as bcc's tools do), which costs a fraction of the CPU time and memory on
@@ -106,6 +140,7 @@ impl Default for ProfileConfig {
             include_idle: false,
             kernel_stacks: true,
             user_stacks: true,
+            unwind: UnwindMode::Cfi,
             debug_info: true,
             buffer_kb: None,
             interval: Some(DEFAULT_INTERVAL),
@@ -131,6 +166,7 @@ impl ProfileConfig {
             include_idle: options.get(&IDLE)?,
             kernel_stacks: options.get(&KERNEL)?,
             user_stacks: options.get(&USER)?,
+            unwind: options.get(&UNWIND)?,
             debug_info: options.get(&DEBUG_INFO)?,
             buffer_kb: (buffer_kb != 0).then_some(buffer_kb),
             interval: None,
@@ -198,9 +234,11 @@ mod tests {
                 .with("event", "cpu-clock")
                 .with("cgroup", "/sys/fs/cgroup/x")
                 .with("user", "false")
+                .with("unwind", "fp")
                 .with("debug_info", "false"),
         )
         .unwrap();
+        assert_eq!(config.unwind, UnwindMode::FramePointers);
         assert!(!config.debug_info);
         assert_eq!(config.frequency, 49);
         assert_eq!(config.event, Some(PerfEventKind::CpuClock));
@@ -213,6 +251,7 @@ mod tests {
         assert!(defaults.debug_info);
         assert_eq!(defaults.event, None);
         assert_eq!(defaults.buffer_kb, None);
+        assert_eq!(defaults.unwind, UnwindMode::Cfi);
     }
 
     #[test]
@@ -226,6 +265,7 @@ mod tests {
             ("buffer_kb", "3"),
             ("buffer_kb", "24"),
             ("idle", "maybe"),
+            ("unwind", "dwarf"),
             ("nope", "1"),
         ] {
             let err =

@@ -47,9 +47,16 @@
 //!
 //! # User stacks
 //!
-//! User stacks are walked by frame pointers, as perf's default `--call-graph fp`: code
-//! compiled without them (Debian's libc, Rust release builds by default) shows its
-//! innermost frame and then stops or goes astray. Addresses of a process are symbolized
+//! User stacks are walked by CFI by default ([`UnwindMode::Cfi`], option `unwind=cfi`):
+//! each process's executable files get unwind tables compiled from their `.eh_frame`
+//! ([`crate::stacks::NativeUnwinder`]), and the BPF program walks them frame by frame,
+//! taking frame-pointer steps where no table covers the pc (each one counted as
+//! `unwind_fallback`). With `--pid` the process is registered before sampling starts;
+//! on every CPU, each new pid seen in a sample is registered by a background thread,
+//! and its first samples are frame-pointer walks. `unwind=fp` walks by frame pointers
+//! only, as perf's default `--call-graph fp`: code compiled without them (Debian's libc,
+//! Rust release builds by default) shows its innermost frame and then stops or goes
+//! astray. Addresses of a process are symbolized
 //! while it runs ([`ProfileSession::tick`]); one that exits before that shows
 //! `[unknown]`.
 //!
@@ -81,9 +88,10 @@ mod reader;
 mod sample;
 mod session;
 mod sink;
+mod unwinding;
 
 pub use cgroup::cgroup_id;
-pub use config::{ProfileConfig, DEFAULT_INTERVAL, OPTIONS};
+pub use config::{ProfileConfig, UnwindMode, DEFAULT_INTERVAL, OPTIONS};
 pub use plugin::ProfilePlugin;
 pub use profiler::Profiler;
 pub use sample::MAX_DEPTH;

@@ -56,6 +56,7 @@ impl Plugin for ProfilePlugin {
             return Ok(());
         };
         running.profiler.follow_threads()?;
+        running.profiler.refresh_unwinding()?;
         let profile = running.profiler.take_profile()?;
         let ts_ns = running.profiler.last_sample_ns();
         emit_interval(&mut running.resolver, NAME, &profile, ts_ns, out);

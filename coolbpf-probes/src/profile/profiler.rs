@@ -15,7 +15,9 @@ use coolbpf_symbolize::Profile;
 use super::cgroup::cgroup_id;
 use super::reader::SampleReader;
 use super::sample::RawSample;
-use super::ProfileConfig;
+use super::unwinding::Unwinding;
+use super::{ProfileConfig, UnwindMode};
+use crate::stacks::{UnwindStats, PROCESSES_MAP, ROWS_MAP};
 
 static OBJECT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/profile.bpf.o"));
 
@@ -61,6 +63,7 @@ impl Shared {
 pub struct Profiler {
     // Field order is drop order: the reader stops before the object unloads.
     reader: SampleReader,
+    unwinding: Option<Unwinding>,
     object: BpfObject,
     shared: Arc<Shared>,
     event: PerfEventKind,
@@ -94,20 +97,41 @@ impl Profiler {
         let cgroup_id = config.cgroup.as_deref().map(cgroup_id).transpose()?;
         let cpus = online_cpus()?.len().max(1) as u64;
         let ring = ring_bytes(config, cpus)?;
-        let object = ObjectBuilder::from_bytes(OBJECT)
+        let cfi = config.user_stacks && config.unwind == UnwindMode::Cfi;
+        let mut builder = ObjectBuilder::from_bytes(OBJECT);
+        if !cfi {
+            // The tables stay empty: keep their maps at one entry, not megabytes.
+            builder = builder
+                .max_entries(ROWS_MAP, 1)
+                .max_entries(PROCESSES_MAP, 1);
+        }
+        let object = builder
             .global("coolbpf_filter_tgid", &config.pid.unwrap_or(0))
             .global("filter_cgroup_id", &cgroup_id.unwrap_or(0))
             .global("include_idle", &u8::from(config.include_idle))
             .global("kernel_stacks", &u8::from(config.kernel_stacks))
             .global("user_stacks", &u8::from(config.user_stacks))
+            .global("unwind_cfi", &u8::from(cfi))
             .global("wakeup_bytes", &u64::from(ring / 4))
             .max_entries(RING, ring)
             .load()?;
+        let unwinding = match (cfi, config.pid) {
+            (false, _) => None,
+            (true, Some(pid)) => Some(Unwinding::for_process(&object, pid)?),
+            (true, None) => Some(Unwinding::for_all(&object)?),
+        };
+        let mut notify = unwinding.as_ref().map(Unwinding::notifier);
         let shared = Arc::new(Shared::default());
         let sink = Arc::clone(&shared);
-        let reader = SampleReader::start(&object.map(RING)?, move |raw: RawSample| sink.add(raw))?;
+        let reader = SampleReader::start(&object.map(RING)?, move |raw: RawSample| {
+            if let Some(notify) = notify.as_mut() {
+                notify(raw.sample.pid);
+            }
+            sink.add(raw);
+        })?;
         let mut profiler = Self {
             reader,
+            unwinding,
             object,
             shared,
             event: PerfEventKind::CpuClock,
@@ -200,6 +224,26 @@ impl Profiler {
         Ok(added)
     }
 
+    /// In pid mode with CFI unwinding, registers the process again, so that libraries it
+    /// loaded since start get their tables (the plugin and `coolbpf profile` call this
+    /// every interval). Otherwise this does nothing.
+    pub fn refresh_unwinding(&self) -> Result<()> {
+        match (&self.unwinding, self.pid) {
+            (Some(unwinding), Some(pid)) => unwinding.refresh(pid),
+            _ => Ok(()),
+        }
+    }
+
+    /// What CFI unwinding has registered and compiled; `None` with `unwind=fp`.
+    pub fn unwind_stats(&self) -> Option<UnwindStats> {
+        self.unwinding.as_ref().map(Unwinding::stats)
+    }
+
+    /// The loaded BPF object (its maps and programs, e.g. for run-time statistics).
+    pub fn object(&self) -> &BpfObject {
+        &self.object
+    }
+
     /// The event sampled on.
     pub fn event(&self) -> PerfEventKind {
         self.event
@@ -252,8 +296,10 @@ impl Profiler {
 
     /// Received and lost counts: ring buffer reservations that failed
     /// (`kernel.ringbuf_reserve`), stack captures that failed (`kernel.stack`: those
-    /// samples are kept, with the half that failed left empty), and records that did not
-    /// decode.
+    /// samples are kept, with the half that failed left empty), user stacks cut at the
+    /// depth limit (`kernel.stack_truncated`), frame-pointer steps of the CFI unwinder
+    /// (`kernel.unwind_fallback`), faults mid-stack (`kernel.read`), and records that did
+    /// not decode.
     pub fn losses(&self) -> Result<Losses> {
         let counters = self.reader.counters();
         let received = counters.received.load(Ordering::Relaxed);

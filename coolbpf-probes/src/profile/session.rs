@@ -212,6 +212,7 @@ impl ProfileSession {
     pub fn tick(&mut self) -> Result<()> {
         if let Running::OnCpu(profiler) = &mut self.running {
             profiler.follow_threads()?;
+            profiler.refresh_unwinding()?;
         }
         self.absorb()
     }
