@@ -40,6 +40,12 @@ enum coolbpf_loss_slot {
 	 * reports these to userspace as lost samples, but only once room frees up, so
 	 * this count is the exact one. */
 	COOLBPF_LOSS_PERF_OUTPUT = 4,
+	/* a Python stack walk (python.bpf.h) stopped at its frame limit with frames left:
+	 * the sample is sent with its innermost frames. */
+	COOLBPF_LOSS_PYTHON_TRUNCATED = 5,
+	/* a Python stack walk's user read faulted: the sample is sent with the frames read
+	 * before it. */
+	COOLBPF_LOSS_PYTHON_READ_FAULT = 6,
 	COOLBPF_LOSS_SLOTS = 8,
 };
 

@@ -70,6 +70,12 @@ pub struct KernelLosses {
     pub read: u64,
     /// `bpf_perf_event_output()` failures counted by `coolbpf_perf_output()`.
     pub perf_output: u64,
+    /// Python stack walks (`coolbpf/python.bpf.h`) that stopped at their frame limit:
+    /// the sample was sent with its innermost frames, so not counted in [`Self::total`].
+    pub python_truncated: u64,
+    /// Python stack walks whose user read faulted: the sample was sent with the frames
+    /// read before the fault, so not counted in [`Self::total`].
+    pub python_read_fault: u64,
     /// Runs of the object's programs that the kernel skipped and counted (the programs'
     /// `recursion_misses`): a raw_tp or tp_btf program whose hook fires again while it
     /// runs on that CPU, or a trampoline program that would recurse. The kernel does not
@@ -107,6 +113,8 @@ impl KernelLosses {
             ("stack", self.stack),
             ("read", self.read),
             ("perf_output", self.perf_output),
+            ("python_truncated", self.python_truncated),
+            ("python_read_fault", self.python_read_fault),
             ("program_misses", self.program_misses),
         ]
         .into_iter()
@@ -154,6 +162,8 @@ impl KernelLossReader {
             stack: slot(2),
             read: slot(3),
             perf_output: slot(4),
+            python_truncated: slot(5),
+            python_read_fault: slot(6),
             program_misses,
         })
     }
@@ -204,6 +214,8 @@ impl Losses {
         k.stack += o.stack;
         k.read += o.read;
         k.perf_output += o.perf_output;
+        k.python_truncated += o.python_truncated;
+        k.python_read_fault += o.python_read_fault;
         k.program_misses += o.program_misses;
     }
 
