@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdout, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use coolbpf::probes::profile::{Profile, ProfileConfig, ProfileSession, Profiler};
+use coolbpf::probes::profile::{Measured, Profile, ProfileConfig, ProfileSession, Profiler};
 
 use crate::measure::{reap, Usage};
 use crate::FREQUENCY;
@@ -79,7 +79,12 @@ pub fn main(limit: &str) -> io::Result<()> {
         return Ok(());
     }
     let mut session = ProfileSession::start(&config).map_err(io::Error::other)?;
-    announce(&session.profiler().event().to_string())?;
+    let Measured::OnCpu { event, .. } = session.measured() else {
+        return Err(io::Error::other(
+            "an on-CPU session measures on-CPU samples",
+        ));
+    };
+    announce(&event.to_string())?;
     while running() {
         session.tick().map_err(io::Error::other)?;
     }

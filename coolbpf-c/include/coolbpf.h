@@ -87,7 +87,8 @@ typedef struct coolbpf_probe coolbpf_probe;
 // A finished, symbolized profile.
 typedef struct coolbpf_profile coolbpf_profile;
 
-// A running profiler: samples stacks on every CPU (or every thread of one process).
+// A running profiler: samples stacks on every CPU (or every thread of one process), or
+// measures off-CPU time by stack.
 typedef struct coolbpf_profiler coolbpf_profiler;
 
 // One record. Borrowed inside a poll callback (valid until the callback returns), or
@@ -567,6 +568,20 @@ const char *coolbpf_probe_description(size_t index);
 // `out` is NULL or writable.
 int32_t coolbpf_profiler_start(uint64_t frequency_hz, uint32_t pid, struct coolbpf_profiler **out);
 
+// Starts measuring off-CPU time (blocked, sleeping, waiting to run) by kernel and user
+// stack, of every task or of process `pid` when not 0; weights are microseconds. Then
+// as `coolbpf_profiler_start()`: tick, finish.
+//
+// Errors: `-COOLBPF_ERR_NOT_FOUND` for a `pid` that does not exist,
+// `-COOLBPF_ERR_PERMISSION`, `-COOLBPF_ERR_UNSUPPORTED` on a kernel without what it needs.
+//
+// Thread-safety: safe from any thread; the handle is used by one thread at a time.
+//
+// # Safety
+//
+// `out` is NULL or writable.
+int32_t coolbpf_profiler_start_off_cpu(uint32_t pid, struct coolbpf_profiler **out);
+
 // Follows new threads (pid mode) and symbolizes the user addresses sampled since the
 // last tick. Call it about every second.
 //
@@ -577,7 +592,7 @@ int32_t coolbpf_profiler_start(uint64_t frequency_hz, uint32_t pid, struct coolb
 // `profiler` is NULL or a live profiler.
 int32_t coolbpf_profiler_tick(struct coolbpf_profiler *profiler);
 
-// Samples received so far, into `*out`.
+// Samples received so far (off-CPU: spans measured), into `*out`.
 //
 // Thread-safety: one thread at a time per profiler.
 //
@@ -618,8 +633,9 @@ int32_t coolbpf_profile_collect(uint64_t frequency_hz,
 // `profiler` is NULL or a live profiler not used afterwards.
 void coolbpf_profiler_free(struct coolbpf_profiler *profiler);
 
-// Samples in the profile (`*samples`), and how many were lost (`*lost`: full ring
-// buffer, failed stack walks, undecodable samples). Either pointer may be NULL.
+// Samples in the profile (`*samples`; off-CPU: spans measured), and how many were lost
+// (`*lost`: full ring buffer, failed stack walks, undecodable samples). Either pointer
+// may be NULL.
 //
 // Thread-safety: a profile may be read from several threads at once.
 //

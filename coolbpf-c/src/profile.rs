@@ -1,4 +1,5 @@
-//! On-CPU profiling, exported as folded stacks, pprof or a flame graph SVG.
+//! Profiling, on-CPU or off-CPU (one [`ProfileSession`] either way), exported as folded
+//! stacks, pprof or a flame graph SVG.
 
 #![allow(non_camel_case_types)]
 
@@ -6,7 +7,10 @@ use std::ffi::c_char;
 use std::time::{Duration, Instant, SystemTime};
 
 use coolbpf_core::Environment;
-use coolbpf_probes::profile::{ProfileConfig, ProfileFormat, ProfileSession, SessionResult};
+use coolbpf_probes::offcpu::OffCpuConfig;
+use coolbpf_probes::profile::{
+    ProfileConfig, ProfileFormat, ProfileKind, ProfileSession, SessionResult,
+};
 use coolbpf_symbolize::profile::{FlameGraphOptions, PprofOptions};
 
 use crate::error::{guard, status, CError, CResult};
@@ -20,11 +24,11 @@ pub const COOLBPF_FORMAT_PPROF: i32 = 2;
 /// A flame graph SVG (text).
 pub const COOLBPF_FORMAT_SVG: i32 = 3;
 
-/// A running profiler: samples stacks on every CPU (or every thread of one process).
+/// A running profiler: samples stacks on every CPU (or every thread of one process), or
+/// measures off-CPU time by stack.
 pub struct coolbpf_profiler {
     magic: u64,
     session: ProfileSession,
-    frequency: u64,
     pid: Option<u32>,
     started: Instant,
     wall: SystemTime,
@@ -79,11 +83,7 @@ pub unsafe extern "C" fn coolbpf_profiler_start(
     out: *mut *mut coolbpf_profiler,
 ) -> i32 {
     status(|| {
-        check_out(out, "out")?;
-        let pid = (pid != 0).then_some(pid);
-        if let Some(pid) = pid {
-            Environment::require_process(pid)?;
-        }
+        let pid = checked_pid(pid, out)?;
         let frequency = if frequency_hz == 0 { 99 } else { frequency_hz };
         let config = ProfileConfig {
             frequency,
@@ -92,23 +92,74 @@ pub unsafe extern "C" fn coolbpf_profiler_start(
             ..ProfileConfig::default()
         };
         config.validate()?;
-        Environment::prepare()?;
-        let session = ProfileSession::start(&config)?;
-        // SAFETY: `out` is writable by the caller's promise.
-        unsafe {
-            handle::hand_out(
-                out,
-                coolbpf_profiler {
-                    magic: <coolbpf_profiler as handle::Handle>::MAGIC,
-                    session,
-                    frequency,
-                    pid,
-                    started: Instant::now(),
-                    wall: SystemTime::now(),
-                },
-            )
-        }
+        // SAFETY: forwarded to the caller.
+        unsafe { start(ProfileKind::OnCpu(config), pid, out) }
     })
+}
+
+/// Starts measuring off-CPU time (blocked, sleeping, waiting to run) by kernel and user
+/// stack, of every task or of process `pid` when not 0; weights are microseconds. Then
+/// as `coolbpf_profiler_start()`: tick, finish.
+///
+/// Errors: `-COOLBPF_ERR_NOT_FOUND` for a `pid` that does not exist,
+/// `-COOLBPF_ERR_PERMISSION`, `-COOLBPF_ERR_UNSUPPORTED` on a kernel without what it needs.
+///
+/// Thread-safety: safe from any thread; the handle is used by one thread at a time.
+///
+/// # Safety
+///
+/// `out` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn coolbpf_profiler_start_off_cpu(
+    pid: u32,
+    out: *mut *mut coolbpf_profiler,
+) -> i32 {
+    status(|| {
+        let pid = checked_pid(pid, out)?;
+        let config = OffCpuConfig {
+            pid,
+            ..OffCpuConfig::default()
+        };
+        // SAFETY: forwarded to the caller.
+        unsafe { start(ProfileKind::OffCpu(config), pid, out) }
+    })
+}
+
+/// The profiled pid (`None` for 0), checked to exist, once `out` is checked.
+fn checked_pid(pid: u32, out: *mut *mut coolbpf_profiler) -> CResult<Option<u32>> {
+    check_out(out, "out")?;
+    let pid = (pid != 0).then_some(pid);
+    if let Some(pid) = pid {
+        Environment::require_process(pid)?;
+    }
+    Ok(pid)
+}
+
+/// Starts a session and hands out its profiler.
+///
+/// # Safety
+///
+/// `out` is writable.
+unsafe fn start(
+    kind: ProfileKind,
+    pid: Option<u32>,
+    out: *mut *mut coolbpf_profiler,
+) -> CResult<()> {
+    Environment::prepare()?;
+    let session = ProfileSession::start(kind)?;
+    // SAFETY: `out` is writable by the caller's promise.
+    unsafe {
+        handle::hand_out(
+            out,
+            coolbpf_profiler {
+                magic: <coolbpf_profiler as handle::Handle>::MAGIC,
+                session,
+                pid,
+                started: Instant::now(),
+                wall: SystemTime::now(),
+            },
+        )
+    }
 }
 
 /// Follows new threads (pid mode) and symbolizes the user addresses sampled since the
@@ -128,7 +179,7 @@ pub unsafe extern "C" fn coolbpf_profiler_tick(profiler: *mut coolbpf_profiler) 
     })
 }
 
-/// Samples received so far, into `*out`.
+/// Samples received so far (off-CPU: spans measured), into `*out`.
 ///
 /// Thread-safety: one thread at a time per profiler.
 ///
@@ -144,8 +195,7 @@ pub unsafe extern "C" fn coolbpf_profiler_samples(
         // SAFETY: forwarded to the caller.
         let count = unsafe { handle::borrow(profiler) }?
             .session
-            .profiler()
-            .sample_count();
+            .sample_count()?;
         // SAFETY: forwarded to the caller.
         unsafe { write_out(out, "out", count) }
     })
@@ -153,13 +203,12 @@ pub unsafe extern "C" fn coolbpf_profiler_samples(
 
 fn finish(profiler: coolbpf_profiler) -> CResult<coolbpf_profile> {
     let elapsed = profiler.started.elapsed();
-    let event = profiler.session.profiler().event();
     let result = profiler.session.finish()?;
-    let pprof = PprofOptions::cpu(profiler.frequency).taken(profiler.wall, elapsed);
+    let pprof = result.pprof(profiler.wall, elapsed);
     let scope = profiler
         .pid
         .map_or_else(|| "all CPUs".to_owned(), |pid| format!("pid {pid}"));
-    let flamegraph = result.flame_graph(&scope, profiler.frequency, event, elapsed);
+    let flamegraph = result.flame_graph(&scope, elapsed);
     Ok(coolbpf_profile {
         magic: <coolbpf_profile as handle::Handle>::MAGIC,
         result,
@@ -264,8 +313,9 @@ pub unsafe extern "C" fn coolbpf_profiler_free(profiler: *mut coolbpf_profiler) 
     let _ = guard(|| unsafe { handle::free(profiler) }.map(drop));
 }
 
-/// Samples in the profile (`*samples`), and how many were lost (`*lost`: full ring
-/// buffer, failed stack walks, undecodable samples). Either pointer may be NULL.
+/// Samples in the profile (`*samples`; off-CPU: spans measured), and how many were lost
+/// (`*lost`: full ring buffer, failed stack walks, undecodable samples). Either pointer
+/// may be NULL.
 ///
 /// Thread-safety: a profile may be read from several threads at once.
 ///

@@ -4,8 +4,8 @@
 use std::sync::Mutex;
 
 use coolbpf_core::StackSample;
-use coolbpf_probes::profile::{stack_record, symbolizer, StackResolver};
-use coolbpf_symbolize::profile::SymbolizedStack;
+use coolbpf_probes::stacks::{stack_record, symbolizer};
+use coolbpf_symbolize::profile::StackResolver;
 use coolbpf_symbolize::{Profile, Sample};
 
 use crate::sync::lock;
@@ -45,15 +45,10 @@ impl UserStacks {
         if stack.is_empty() {
             return Vec::new();
         }
-        let mut one = Profile::new();
-        one.add(sample(pid, comm, stack, 1));
+        let one = sample(pid, comm, stack, 1);
         let mut resolver = lock(&self.resolver);
-        resolver.resolve_user(&one);
-        resolver
-            .stacks(&one)
-            .first()
-            .map(SymbolizedStack::frame_names)
-            .unwrap_or_default()
+        resolver.resolve_user(&Profile::from_iter([one.clone()]));
+        resolver.stack(&one).frame_names()
     }
 
     /// Stack records of probe `probe` for `sites` (pid, comm, stack innermost first,
@@ -73,13 +68,10 @@ impl UserStacks {
         resolver.resolve_user(&all);
         let mut out = Vec::new();
         for (pid, comm, stack, weight, leaf) in sites {
-            let mut one = Profile::new();
-            one.add(sample(pid, comm, stack, weight));
-            for stack in resolver.stacks(&one) {
-                let mut record = stack_record(probe, &stack, ts_ns);
-                record.frames.push(leaf.clone());
-                out.push(record);
-            }
+            let stack = resolver.stack(&sample(pid, comm, stack, weight));
+            let mut record = stack_record(probe, &stack, ts_ns);
+            record.frames.push(leaf);
+            out.push(record);
         }
         out
     }

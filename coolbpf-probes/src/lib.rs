@@ -47,6 +47,7 @@ pub mod runqslower;
 pub mod sched;
 pub mod session;
 pub mod softirqs;
+pub mod stacks;
 pub mod syscount;
 
 pub use options::{OptionSpec, ProbeOptions};

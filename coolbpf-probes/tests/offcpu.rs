@@ -9,7 +9,8 @@ use std::time::Duration;
 use coolbpf_core::sink::MemorySink;
 use coolbpf_core::testing::bpf_available;
 use coolbpf_core::{Record, Runtime};
-use coolbpf_probes::offcpu::{stack_samples, OffCpu, OffCpuConfig};
+use coolbpf_probes::offcpu::{OffCpu, OffCpuConfig};
+use coolbpf_probes::profile::{Measured, ProfileSession};
 use coolbpf_probes::sched::HookKind;
 use coolbpf_probes::ProbeOptions;
 use coolbpf_symbolize::Symbolizer;
@@ -106,6 +107,13 @@ impl Sleeper {
     }
 }
 
+/// A symbolized stack, as the assertions read it.
+struct Named {
+    pid: u32,
+    weight: u64,
+    frames: Vec<String>,
+}
+
 fn is_sleep_frame(frame: &str) -> bool {
     frame.contains("nanosleep")
 }
@@ -130,10 +138,23 @@ fn sleeping_time_is_attributed_to_the_nanosleep_stack() {
         .expect("start");
         sleeper.sleep();
         offcpu.stop();
-        let profile = offcpu.profile().expect("profile");
+        let profile = offcpu.take().expect("take");
+        assert!(
+            offcpu.take().expect("take again").is_empty(),
+            "what was taken is not taken again"
+        );
         // Symbolized while the child is still alive, so that its user addresses resolve.
-        let samples = stack_samples("offcpu", &profile, &symbolizer, 0).expect("symbolize");
+        let named = profile.symbolize(&symbolizer);
         sleeper.finish();
+        let samples: Vec<Named> = named
+            .stacks()
+            .iter()
+            .map(|s| Named {
+                pid: s.pid,
+                weight: s.weight,
+                frames: s.frame_names(),
+            })
+            .collect();
         let sleeping: Vec<_> = samples
             .iter()
             .filter(|s| s.frames.iter().any(|f| is_sleep_frame(f)))
@@ -192,6 +213,56 @@ fn sleeping_time_is_attributed_to_the_nanosleep_stack() {
         );
         assert_eq!(losses.map_full, 0);
     }
+}
+
+#[test]
+fn the_profile_session_measures_off_cpu_time_like_the_probe() {
+    if !bpf_available("the_profile_session_measures_off_cpu_time_like_the_probe") {
+        return;
+    }
+    let _serial = SERIAL
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let sleeper = Sleeper::spawn();
+    let pid = sleeper.pid as u32;
+    let mut session = ProfileSession::start(&OffCpuConfig {
+        pid: Some(pid),
+        ..Default::default()
+    })
+    .expect("start");
+    assert_eq!(session.measured(), Measured::OffCpu);
+    // Half the sleeps between two ticks, so the session adds up two takes.
+    sleeper.sleep();
+    session.tick().expect("tick");
+    let result = session.finish().expect("finish");
+    sleeper.finish();
+    assert_eq!(result.probe(), "offcpu");
+    let expected_us = u64::from(SLEEPS) * SLEEP.as_micros() as u64;
+    let sleeping_us: u64 = result
+        .profile
+        .stacks()
+        .iter()
+        .filter(|s| s.frame_names().iter().any(|f| is_sleep_frame(f)))
+        .map(|s| s.weight)
+        .sum();
+    eprintln!(
+        "session: {sleeping_us} us in nanosleep of {} us, {} spans",
+        result.profile.total_weight(),
+        result.samples
+    );
+    assert!(
+        sleeping_us.abs_diff(expected_us) <= expected_us / 10,
+        "{sleeping_us} us off-CPU in nanosleep, expected {expected_us} within 10%"
+    );
+    assert!(
+        result.samples + 1 >= u64::from(SLEEPS),
+        "{} spans",
+        result.samples
+    );
+    let records = result.stack_records();
+    assert!(records.iter().all(|r| r.probe == "offcpu" && r.pid == pid));
+    let folded = result.profile.folded();
+    assert!(folded.contains("nanosleep"), "{folded}");
 }
 
 #[test]

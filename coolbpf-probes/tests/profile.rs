@@ -76,8 +76,12 @@ fn pid_profile_names_the_hot_function_and_counts_right() {
         ..ProfileConfig::default()
     };
     let session = ProfileSession::start(&config).expect("start the profiler");
-    let event = session.profiler().event();
-    assert_eq!(session.profiler().perf_events(), 1, "one thread, one event");
+    let event = session.profiler().expect("on-CPU").event();
+    assert_eq!(
+        session.profiler().expect("on-CPU").perf_events(),
+        1,
+        "one thread, one event"
+    );
     let on_cpu = spinner.spin();
     let result = session.finish().expect("finish");
 
@@ -126,7 +130,7 @@ fn every_cpu_profile_counts_the_spinner_like_a_pid_profile() {
     };
     let session = ProfileSession::start(&ProfileConfig::default()).expect("start");
     let cpus = coolbpf_core::sys::perf_event::online_cpus().unwrap().len();
-    assert_eq!(session.profiler().perf_events(), cpus);
+    assert_eq!(session.profiler().expect("on-CPU").perf_events(), cpus);
     let on_cpu = spinner.spin();
     let result = session.finish().expect("finish");
     let (share, samples) = share_containing(&result.profile, spinner.pid(), HOT);
@@ -158,7 +162,7 @@ fn cgroup_filter_keeps_only_that_cgroup() {
         ..ProfileConfig::default()
     };
     let session = ProfileSession::start(&config).expect("start");
-    assert!(session.profiler().cgroup_id().is_some());
+    assert!(session.profiler().expect("on-CPU").cgroup_id().is_some());
     let on_cpu = spinner.spin();
     let result = session.finish().expect("finish");
     let pids: std::collections::BTreeSet<u32> =

@@ -1,6 +1,6 @@
-//! `coolbpf.Profiler`: on-CPU stacks ([`ProfileSession`]) or off-CPU time (the registry's
-//! `offcpu` probe), symbolized while the processes still run, and the finished
-//! [`PyProfile`] with its exports.
+//! `coolbpf.Profiler`: on-CPU stacks or off-CPU time, one [`ProfileSession`] either way,
+//! symbolized while the processes still run, and the finished [`PyProfile`] with its
+//! exports.
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -11,9 +11,8 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
 
 use coolbpf_core::{Environment, Error, Record, StackSample};
-use coolbpf_probes::offcpu::StackTotals;
-use coolbpf_probes::profile::{profile_from_records, ProfileConfig, ProfileSession};
-use coolbpf_probes::{ProbeOptions, ProbeSession};
+use coolbpf_probes::offcpu::OffCpuConfig;
+use coolbpf_probes::profile::{ProfileConfig, ProfileKind, ProfileSession};
 use coolbpf_symbolize::profile::{FlameGraphOptions, PprofOptions};
 use coolbpf_symbolize::SymbolizedProfile;
 use pyo3::prelude::*;
@@ -22,41 +21,11 @@ use pyo3::types::{PyDict, PyList};
 use crate::convert::to_py;
 use crate::errors::{self, IntoPy};
 
-/// How often the background thread symbolizes new user addresses (and drains records).
+/// How often the background thread symbolizes new user addresses.
 const TICK: Duration = Duration::from_secs(1);
 
-/// What runs: an on-CPU session, or the off-CPU probe and the stacks it sent so far.
-enum Mode {
-    OnCpu(Box<ProfileSession>),
-    OffCpu {
-        session: ProbeSession,
-        stacks: StackTotals,
-    },
-}
-
-impl Mode {
-    fn tick(&mut self) -> Result<(), Error> {
-        match self {
-            Self::OnCpu(session) => session.tick(),
-            Self::OffCpu { session, stacks } => {
-                for record in session.poll(Duration::ZERO)? {
-                    merge(stacks, record);
-                }
-                Ok(())
-            }
-        }
-    }
-}
-
-/// Adds one off-CPU record: stacks that read the same add up their time.
-fn merge(stacks: &mut StackTotals, record: Record) {
-    if let Record::Stack(stack) = record {
-        stacks.add(stack);
-    }
-}
-
 struct Running {
-    mode: Arc<Mutex<Option<Mode>>>,
+    session: Arc<Mutex<Option<ProfileSession>>>,
     stop: Arc<AtomicBool>,
     thread: JoinHandle<Result<(), Error>>,
     started: Instant,
@@ -79,23 +48,16 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl PyProfiler {
-    fn open(&self) -> Result<Mode, Error> {
+    fn open(&self) -> Result<ProfileSession, Error> {
         if let Some(pid) = self.pid {
             Environment::require_process(pid)?;
         }
         Environment::prepare()?;
-        if self.off_cpu {
-            let mut options = ProbeOptions::new();
-            options.pid = self.pid;
-            if !self.debug_info {
-                options = options.with("debug_info", "false");
-            }
-            let mut session =
-                ProbeSession::open(coolbpf_gpu::CATALOGUE.find("offcpu")?, &options, TICK)?;
-            session.start()?;
-            Ok(Mode::OffCpu {
-                session,
-                stacks: StackTotals::new(),
+        let kind = if self.off_cpu {
+            ProfileKind::OffCpu(OffCpuConfig {
+                pid: self.pid,
+                debug_info: self.debug_info,
+                ..OffCpuConfig::default()
             })
         } else {
             let config = ProfileConfig {
@@ -106,8 +68,9 @@ impl PyProfiler {
                 ..ProfileConfig::default()
             };
             config.validate()?;
-            Ok(Mode::OnCpu(Box::new(ProfileSession::start(&config)?)))
-        }
+            ProfileKind::OnCpu(config)
+        };
+        ProfileSession::start(kind)
     }
 
     fn finish(&self, running: Running) -> Result<PyProfile, Error> {
@@ -117,54 +80,22 @@ impl PyProfiler {
             reason: "the profiler's thread panicked".into(),
         })?;
         let elapsed = running.started.elapsed();
-        let mode = lock(&running.mode)
+        let session = lock(&running.session)
             .take()
             .ok_or(Error::Closed("profiler"))?;
-        let mut profile = match mode {
-            Mode::OnCpu(session) => {
-                let result = session.finish()?;
-                let pprof = PprofOptions::cpu(self.freq).taken(running.wall, elapsed);
-                let records = result.stack_records();
-                PyProfile {
-                    samples: result.samples,
-                    losses: serde_json::to_value(result.losses).unwrap_or_default(),
-                    profile: result.profile,
-                    records,
-                    pprof,
-                    flamegraph: FlameGraphOptions {
-                        title: "coolbpf profile".into(),
-                        subtitle: Some(format!(
-                            "{} samples at {} Hz over {:.1} s",
-                            result.samples,
-                            self.freq,
-                            elapsed.as_secs_f64()
-                        )),
-                        count_name: "samples".into(),
-                    },
-                }
-            }
-            Mode::OffCpu {
-                mut session,
-                mut stacks,
-            } => {
-                session.stop()?;
-                for record in session.poll(Duration::ZERO)? {
-                    merge(&mut stacks, record);
-                }
-                let records: Vec<StackSample> = stacks.into_stacks();
-                PyProfile {
-                    samples: records.len() as u64,
-                    losses: serde_json::json!({"records_dropped": session.records_dropped()}),
-                    profile: profile_from_records(&records),
-                    records,
-                    pprof: PprofOptions::off_cpu(),
-                    flamegraph: FlameGraphOptions::off_cpu(),
-                }
-            }
-        };
+        let result = session.finish()?;
         ticked?;
-        profile.pprof.duration_nanos = i64::try_from(elapsed.as_nanos()).unwrap_or(i64::MAX);
-        Ok(profile)
+        let scope = self
+            .pid
+            .map_or_else(|| "all CPUs".to_owned(), |pid| format!("pid {pid}"));
+        Ok(PyProfile {
+            samples: result.samples,
+            losses: serde_json::to_value(result.losses).unwrap_or_default(),
+            records: result.stack_records(),
+            pprof: result.pprof(running.wall, elapsed),
+            flamegraph: result.flame_graph(&scope, elapsed),
+            profile: result.profile,
+        })
     }
 }
 
@@ -209,10 +140,10 @@ impl PyProfiler {
         if self.running() {
             return Ok(());
         }
-        let mode = py.detach(|| self.open()).py_err()?;
-        let mode = Arc::new(Mutex::new(Some(mode)));
+        let session = py.detach(|| self.open()).py_err()?;
+        let session = Arc::new(Mutex::new(Some(session)));
         let stop = Arc::new(AtomicBool::new(false));
-        let (thread_mode, thread_stop) = (Arc::clone(&mode), Arc::clone(&stop));
+        let (thread_session, thread_stop) = (Arc::clone(&session), Arc::clone(&stop));
         let thread = std::thread::Builder::new()
             .name("coolbpf-py-profile".into())
             .spawn(move || {
@@ -221,8 +152,8 @@ impl PyProfiler {
                     std::thread::sleep(Duration::from_millis(50));
                     if last.elapsed() >= TICK {
                         last = Instant::now();
-                        if let Some(mode) = lock(&thread_mode).as_mut() {
-                            mode.tick()?;
+                        if let Some(session) = lock(&thread_session).as_mut() {
+                            session.tick()?;
                         }
                     }
                 }
@@ -230,7 +161,7 @@ impl PyProfiler {
             })
             .map_err(|e| errors::core(&Error::io("cannot start the profiler's thread", e)))?;
         *lock(&self.running) = Some(Running {
-            mode,
+            session,
             stop,
             thread,
             started: Instant::now(),

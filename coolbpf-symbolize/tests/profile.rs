@@ -561,7 +561,7 @@ fn own_process_profile() {
     };
     let profile: Profile = [sample.clone(), sample].into_iter().collect();
     assert_eq!(profile.len(), 1);
-    let symbolized = profile.symbolize(&Symbolizer::new()).unwrap();
+    let symbolized = profile.symbolize(&Symbolizer::new());
     let stack = &symbolized.stacks()[0];
     assert_eq!(stack.weight, 6);
     assert_eq!(stack.user[0].address, leaf);
@@ -621,9 +621,7 @@ fn kernel_addresses_profile() {
         user_ips: vec![],
         weight: 1,
     };
-    let symbolized = Profile::from_iter([sample])
-        .symbolize(&Symbolizer::new())
-        .unwrap();
+    let symbolized = Profile::from_iter([sample]).symbolize(&Symbolizer::new());
     let stack = &symbolized.stacks()[0];
     let addresses: Vec<u64> = stack.kernel.iter().map(|l| l.address).collect();
     assert_eq!(addresses, [schedule + 4, schedule + 0x10]);

@@ -152,12 +152,42 @@ static void profile(void)
 	coolbpf_profile_free(profile);
 }
 
+/* Off-CPU: the same profiler handle and exports, weights in microseconds. */
+static void off_cpu(void)
+{
+	coolbpf_profiler *profiler = NULL;
+	coolbpf_profile *profile = NULL;
+	coolbpf_bytes folded = { 0 };
+	uint64_t spans = 0, lost = 0;
+	struct timespec nap = { 0, 20 * 1000 * 1000 };
+
+	CHECK(coolbpf_profiler_start_off_cpu(0x7ffffff0u, &profiler) == -COOLBPF_ERR_NOT_FOUND);
+	CHECK(coolbpf_profiler_start_off_cpu((uint32_t)getpid(), &profiler) == 0);
+	if (!profiler)
+		return;
+	for (int i = 0; i < 20; i++)
+		nanosleep(&nap, NULL);
+	CHECK(coolbpf_profiler_finish(profiler, &profile) == 0);
+	if (!profile)
+		return;
+	CHECK(coolbpf_profile_samples(profile, &spans, &lost) == 0);
+	printf("off-CPU: %llu spans, %llu lost\n", (unsigned long long)spans,
+	       (unsigned long long)lost);
+	CHECK(spans >= 19); /* one per sleep at least */
+	CHECK(coolbpf_profile_export(profile, COOLBPF_FORMAT_FOLDED, &folded) == 0);
+	CHECK(folded.data && strstr((const char *)folded.data, "nanosleep") != NULL);
+	coolbpf_bytes_free(&folded);
+	coolbpf_profile_free(profile);
+}
+
 int main(int argc, char **argv)
 {
 	arguments();
 	symbolize();
-	if (argc > 1 && strcmp(argv[1], "profile") == 0)
+	if (argc > 1 && strcmp(argv[1], "profile") == 0) {
 		profile();
+		off_cpu();
+	}
 	if (failures) {
 		fprintf(stderr, "%d checks failed\n", failures);
 		return 1;

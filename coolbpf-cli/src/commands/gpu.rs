@@ -8,7 +8,7 @@ use clap::{Args, Subcommand};
 use coolbpf_core::{Environment, Error, Metric, Record, Result, StackSample};
 use coolbpf_gpu::diagnose::{diagnose, DiagnoseConfig};
 use coolbpf_gpu::CATALOGUE;
-use coolbpf_probes::profile::profile_from_records;
+use coolbpf_probes::stacks::profile_from_records;
 use coolbpf_probes::{ProbeOptions, ProbeSession};
 use coolbpf_symbolize::profile::{FlameGraphOptions, PprofOptions, ValueType};
 

@@ -7,30 +7,27 @@
 //! within `[min_us, max_us]`. Blocked and preempted tasks both count, so off-CPU time
 //! includes the run-queue wait after a wakeup.
 //!
-//! [`OffCpu::profile`] gives the raw stacks as a [`Profile`] weighted in microseconds
-//! (what `coolbpf profile --off-cpu` exports); the plugin emits symbolized
-//! [`StackSample`](coolbpf_core::StackSample)s with the off-CPU microseconds of each
-//! interval.
+//! [`OffCpu::take`] gives the raw stacks as a [`Profile`] weighted in microseconds, what
+//! grew since the last call: the profile session (`coolbpf profile --off-cpu`,
+//! `coolbpf.Profiler(off_cpu=True)`, `coolbpf_profile_start` with `off_cpu`) adds them up,
+//! the plugin emits each interval's as symbolized
+//! [`StackSample`](coolbpf_core::StackSample)s.
 
 mod stacks;
-mod totals;
 
 use std::collections::HashMap;
-use std::time::Duration;
 
 use coolbpf_core::stream::KernelLosses;
 use coolbpf_core::{
     labels, BpfObject, Error, MapView, Metric, ObjectBuilder, Plugin, PluginContext, Record, Result,
 };
-use coolbpf_symbolize::profile::Profile;
-use coolbpf_symbolize::Symbolizer;
+use coolbpf_symbolize::profile::{Profile, StackResolver};
 
-pub use stacks::{stack_samples, OffCpuStack};
-pub use totals::StackTotals;
+pub use stacks::OffCpuStack;
 
 use crate::options::{OptionSpec, ProbeOptions};
-use crate::profile::{symbolizer, DEBUG_INFO};
 use crate::sched::{monotonic_ns, HookKind, Roles, SchedCounters, HOOK};
+use crate::stacks::{emit_interval, symbolizer, DEBUG_INFO};
 
 static OBJECT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/offcpu.bpf.o"));
 
@@ -136,7 +133,12 @@ pub struct OffCpu {
     stacks: MapView,
     counters: MapView,
     programs: Vec<String>,
+    /// Off-CPU time of each entry already handed out by [`take`](Self::take).
+    taken_ns: HashMap<EntryKey, u64>,
 }
+
+/// Identifies one stack entry across reads.
+type EntryKey = (u32, u32, Vec<u64>, Vec<u64>);
 
 impl OffCpu {
     /// Loads and attaches the probe.
@@ -161,6 +163,7 @@ impl OffCpu {
             counters: object.map("sched_counters")?,
             object,
             programs,
+            taken_ns: HashMap::new(),
         })
     }
 
@@ -174,14 +177,26 @@ impl OffCpu {
         stacks::read(&self.counts, &self.stacks)
     }
 
-    /// Off-CPU time so far as a profile of raw stacks, weights in microseconds, for
-    /// [`Profile::symbolize`] and its exports (folded, pprof, flame graph).
-    pub fn profile(&self) -> Result<Profile> {
-        Ok(self
-            .stacks()?
-            .iter()
-            .map(|stack| stack.sample(stack.total_ns))
-            .collect())
+    /// The off-CPU time that grew since the last call (since start, the first time) as
+    /// a profile of raw stacks, weights in microseconds. Growth under a microsecond waits
+    /// until it adds up to one, so nothing is lost to rounding.
+    pub fn take(&mut self) -> Result<Profile> {
+        let mut profile = Profile::new();
+        for stack in self.stacks()? {
+            let key = (
+                stack.pid,
+                stack.tid,
+                stack.kernel_ips.clone(),
+                stack.user_ips.clone(),
+            );
+            let taken = self.taken_ns.entry(key).or_insert(0);
+            let grown_us = stack.total_ns.saturating_sub(*taken) / 1000;
+            if grown_us > 0 {
+                *taken = taken.saturating_add(grown_us * 1000);
+                profile.add(stack.sample(grown_us));
+            }
+        }
+        Ok(profile)
     }
 
     /// Switches seen and off-CPU spans counted.
@@ -200,58 +215,22 @@ impl OffCpu {
     }
 }
 
-/// Runs `offcpu` for `duration` and returns its profile (weights in microseconds).
-pub fn offcpu_profile(config: &OffCpuConfig, duration: Duration) -> Result<Profile> {
-    let mut offcpu = OffCpu::start(config)?;
-    std::thread::sleep(duration);
-    offcpu.stop();
-    offcpu.profile()
-}
-
-/// Identifies one stack entry across collects.
-type EntryKey = (u32, u32, Vec<u64>, Vec<u64>);
-
 /// `offcpu` as a runtime plugin: every interval, one symbolized stack sample per stack
 /// whose off-CPU time grew, weighing the microseconds it grew by; plus
 /// `sched_switch_total` and the loss counters.
 #[derive(Debug)]
 pub struct OffCpuPlugin {
     config: OffCpuConfig,
-    running: Option<OffCpu>,
-    symbolizer: Symbolizer,
-    reported_ns: HashMap<EntryKey, u64>,
+    running: Option<(OffCpu, StackResolver)>,
 }
 
 impl OffCpuPlugin {
     /// A plugin that will run with `config`.
     pub fn new(config: OffCpuConfig) -> Self {
         Self {
-            symbolizer: symbolizer(config.debug_info),
             config,
             running: None,
-            reported_ns: HashMap::new(),
         }
-    }
-
-    /// A profile of what grew since the last call.
-    fn growth(&mut self, running: &OffCpu) -> Result<Profile> {
-        let mut profile = Profile::new();
-        for stack in running.stacks()? {
-            let key = (
-                stack.pid,
-                stack.tid,
-                stack.kernel_ips.clone(),
-                stack.user_ips.clone(),
-            );
-            let reported = self.reported_ns.entry(key).or_insert(0);
-            let grown = stack.total_ns.saturating_sub(*reported);
-            // Sub-microsecond growth waits until it adds up to a microsecond.
-            if grown >= 1000 {
-                *reported = stack.total_ns;
-                profile.add(stack.sample(grown));
-            }
-        }
-        Ok(profile)
     }
 }
 
@@ -261,27 +240,23 @@ impl Plugin for OffCpuPlugin {
     }
 
     fn start(&mut self, _ctx: &PluginContext) -> Result<()> {
-        self.reported_ns.clear();
-        self.running = Some(OffCpu::start(&self.config)?);
+        let resolver = StackResolver::new(symbolizer(self.config.debug_info));
+        self.running = Some((OffCpu::start(&self.config)?, resolver));
         Ok(())
     }
 
     fn collect(&mut self, out: &mut Vec<Record>) -> Result<()> {
-        let Some(running) = self.running.take() else {
+        let Some((offcpu, resolver)) = &mut self.running else {
             return Ok(());
         };
-        let result = self.growth(&running);
-        let counters = running.counters();
-        let losses = running.losses();
-        self.running = Some(running);
-        let samples = stack_samples(NAME, &result?, &self.symbolizer, monotonic_ns())?;
-        out.extend(samples.into_iter().map(Record::from));
-        let counters = counters?;
+        let grown = offcpu.take()?;
+        emit_interval(resolver, NAME, &grown, monotonic_ns(), out);
+        let counters = offcpu.counters()?;
         out.push(counters.to_metric(NAME).into());
         out.push(
             Metric::counter(NAME, "off_cpu_spans_total", labels! {}, counters.measured).into(),
         );
-        out.extend(losses?.to_records(NAME));
+        out.extend(offcpu.losses()?.to_records(NAME));
         Ok(())
     }
 

@@ -1,12 +1,11 @@
 //! Reading offcpu's maps: (process, thread, stacks) -> time off CPU, and the stack trace
-//! map the stack ids point into; and turning them into profiles and stack samples.
+//! map the stack ids point into.
 
 use std::collections::HashMap;
 
 use coolbpf_core::decode::Reader;
-use coolbpf_core::{MapView, Result, StackSample};
-use coolbpf_symbolize::profile::Profile;
-use coolbpf_symbolize::{Sample, Symbolizer};
+use coolbpf_core::{MapView, Result};
+use coolbpf_symbolize::Sample;
 
 /// Size of `struct offcpu_key` and `struct offcpu_value` (offcpu.bpf.c).
 const KEY_SIZE: usize = 16;
@@ -35,8 +34,8 @@ pub struct OffCpuStack {
 }
 
 impl OffCpuStack {
-    /// As a profile sample weighing `weight_ns` rounded to microseconds.
-    pub(crate) fn sample(&self, weight_ns: u64) -> Sample {
+    /// As a profile sample weighing `weight_us`.
+    pub(crate) fn sample(&self, weight_us: u64) -> Sample {
         Sample {
             pid: self.pid,
             tid: self.tid,
@@ -44,7 +43,7 @@ impl OffCpuStack {
             kernel_ips: self.kernel_ips.clone(),
             user_ips: self.user_ips.clone(),
             python: Vec::new(),
-            weight: weight_ns.saturating_add(500) / 1000,
+            weight: weight_us,
         }
     }
 }
@@ -99,39 +98,6 @@ fn instruction_pointers(raw: &[u8]) -> Vec<u64> {
         .collect()
 }
 
-/// Symbolizes `profile` into stack samples of `probe`, frames root first (user, then
-/// kernel frames suffixed `_[k]`), weights as in the profile. Addresses that cannot be
-/// symbolized become `[unknown]` frames, never an error.
-pub fn stack_samples(
-    probe: &str,
-    profile: &Profile,
-    symbolizer: &Symbolizer,
-    ts_ns: u64,
-) -> Result<Vec<StackSample>> {
-    let resolved = profile
-        .symbolize(symbolizer)
-        .map_err(|e| coolbpf_core::Error::Plugin {
-            plugin: probe.to_owned(),
-            reason: format!("symbolizing stacks: {e}"),
-        })?;
-    // Both iterate the profile's stacks in the same (sorted) order.
-    Ok(profile
-        .samples()
-        .zip(resolved.stacks())
-        .map(|(raw, stack)| StackSample {
-            probe: probe.to_owned(),
-            pid: raw.pid,
-            tid: raw.tid,
-            comm: raw.comm,
-            kernel_ips: raw.kernel_ips,
-            user_ips: raw.user_ips,
-            frames: stack.frame_names(),
-            weight: raw.weight,
-            ts_ns,
-        })
-        .collect())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -147,21 +113,5 @@ mod tests {
             vec![0xffff_ffff_8100_0010, 0x4010]
         );
         assert!(instruction_pointers(&[1, 2, 3]).is_empty());
-    }
-
-    #[test]
-    fn weights_round_to_microseconds() {
-        let stack = OffCpuStack {
-            pid: 1,
-            tid: 2,
-            comm: "a".into(),
-            kernel_ips: vec![1],
-            user_ips: vec![],
-            total_ns: 0,
-            count: 0,
-        };
-        assert_eq!(stack.sample(1_499).weight, 1);
-        assert_eq!(stack.sample(1_500).weight, 2);
-        assert_eq!(stack.sample(u64::MAX).weight, u64::MAX / 1000);
     }
 }

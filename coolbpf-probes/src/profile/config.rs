@@ -6,6 +6,7 @@ use std::time::Duration;
 use coolbpf_core::{Error, PerfEventKind, Result};
 
 use crate::options::{OptionSpec, ProbeOptions};
+use crate::stacks::DEBUG_INFO;
 
 use super::NAME;
 
@@ -46,13 +47,6 @@ const KERNEL: OptionSpec = OptionSpec {
 const USER: OptionSpec = OptionSpec {
     name: "user",
     help: "capture user stacks (true or false; they need frame pointers)",
-    default: "true",
-};
-/// Shared with `offcpu`, whose stacks are symbolized the same way.
-pub(crate) const DEBUG_INFO: OptionSpec = OptionSpec {
-    name: "debug_info",
-    help: "read DWARF for inlined frames and source lines (true or false; false names \
-           frames from symbol tables only, far cheaper on large binaries)",
     default: "true",
 };
 const BUFFER_KB: OptionSpec = OptionSpec {

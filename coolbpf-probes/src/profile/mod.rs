@@ -53,6 +53,9 @@
 //! while it runs ([`ProfileSession::tick`]); one that exits before that shows
 //! `[unknown]`.
 //!
+//! [`ProfileSession`] runs this probe or `offcpu` over a whole run, the same way for
+//! both.
+//!
 //! # Example
 //!
 //! ```no_run
@@ -72,32 +75,26 @@
 
 mod cgroup;
 mod config;
-mod kallsyms;
 mod plugin;
 mod profiler;
 mod reader;
-mod records;
-mod resolve;
 mod sample;
 mod session;
 mod sink;
 
 pub use cgroup::cgroup_id;
-pub(crate) use config::DEBUG_INFO;
 pub use config::{ProfileConfig, DEFAULT_INTERVAL, OPTIONS};
 pub use plugin::ProfilePlugin;
 pub use profiler::Profiler;
-pub use records::{profile_from_records, stack_from_record, stack_record};
-pub use resolve::StackResolver;
 pub use sample::MAX_DEPTH;
-pub use session::symbolizer;
-pub use session::{ProfileSession, SessionResult, SYMBOLIZER_CACHE_BYTES};
+pub use session::{Measured, ProfileKind, ProfileSession, SessionResult};
 pub use sink::{ProfileFileSink, ProfileFormat};
 
 /// The profile types this module hands out and takes, from coolbpf-symbolize (so that
 /// users of the facade crate need no second dependency to name them).
 pub use coolbpf_symbolize::profile::{
-    FlameGraphOptions, PprofOptions, Profile, Sample, SymbolizedProfile, SymbolizedStack,
+    FlameGraphOptions, PprofOptions, Profile, Sample, StackResolver, SymbolizedProfile,
+    SymbolizedStack,
 };
 
 /// The probe's name in the registry and in its records.

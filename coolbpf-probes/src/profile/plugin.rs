@@ -4,10 +4,10 @@ use std::time::Duration;
 
 use coolbpf_core::{labels, Metric, Plugin, PluginContext, Record, Result};
 
-use super::records::stack_record;
-use super::resolve::StackResolver;
-use super::session::symbolizer;
+use coolbpf_symbolize::profile::StackResolver;
+
 use super::{ProfileConfig, Profiler, NAME};
+use crate::stacks::{emit_interval, symbolizer};
 
 /// `profile` as a runtime plugin.
 ///
@@ -57,17 +57,8 @@ impl Plugin for ProfilePlugin {
         };
         running.profiler.follow_threads()?;
         let profile = running.profiler.take_profile()?;
-        if !profile.is_empty() {
-            running.resolver.resolve_user(&profile);
-            running.resolver.resolve_kernel(&profile);
-            let ts_ns = running.profiler.last_sample_ns();
-            for stack in running.resolver.stacks(&profile) {
-                out.push(Record::Stack(stack_record(NAME, &stack, ts_ns)));
-            }
-            // User locations are per interval: memory stays bounded, a reused pid
-            // is never named after the process that had it before.
-            running.resolver.forget_processes();
-        }
+        let ts_ns = running.profiler.last_sample_ns();
+        emit_interval(&mut running.resolver, NAME, &profile, ts_ns, out);
         let samples = running.profiler.sample_count();
         out.push(Metric::counter(NAME, "samples_total", labels! {}, samples).into());
         out.extend(running.profiler.losses()?.to_records(NAME));

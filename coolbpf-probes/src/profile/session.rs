@@ -1,4 +1,6 @@
-//! [`ProfileSession`]: one profile over a whole run, symbolized as it goes.
+//! [`ProfileSession`]: one profile over a whole run, on-CPU or off-CPU, symbolized as it
+//! goes. The one way every face (the `coolbpf profile` command, Python's
+//! `coolbpf.Profiler`, C's `coolbpf_profile_*`) profiles.
 //!
 //! User addresses can only be symbolized while their process is alive (its
 //! `/proc/PID/maps` says which file an address belongs to), so every
@@ -8,33 +10,68 @@
 //! list once per run instead of once per tick. Samples are kept aggregated (memory grows
 //! with distinct stacks, not with samples).
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use coolbpf_core::stream::Losses;
-use coolbpf_core::{PerfEventKind, Result, StackSample};
-use coolbpf_symbolize::profile::{FlameGraphOptions, SymbolizeFailure, SymbolizedProfile};
-use coolbpf_symbolize::{Profile, Symbolizer};
+use coolbpf_core::{Error, Features, PerfEventKind, Result, StackSample};
+use coolbpf_symbolize::profile::{
+    FlameGraphOptions, PprofOptions, StackResolver, SymbolizeFailure, SymbolizedProfile,
+};
+use coolbpf_symbolize::Profile;
 
-use super::resolve::StackResolver;
-use super::{stack_record, ProfileConfig, Profiler, NAME};
+use super::{ProfileConfig, Profiler, NAME};
+use crate::offcpu::{self, OffCpu, OffCpuConfig};
+use crate::registry::CATALOGUE;
+use crate::sched::monotonic_ns;
+use crate::stacks::{stack_record, symbolizer};
 
-/// Heap bytes a profiler's symbolizer may keep in parsed files and DWARF units: enough
-/// for the hot binaries of a machine, small next to what it profiles.
-pub const SYMBOLIZER_CACHE_BYTES: usize = 32 << 20;
-
-/// The symbolizer of the profilers (on- and off-CPU): a bounded cache, and DWARF only
-/// when `debug_info` is asked for.
-pub fn symbolizer(debug_info: bool) -> Symbolizer {
-    Symbolizer::builder()
-        .cache_bytes(SYMBOLIZER_CACHE_BYTES)
-        .dwarf(debug_info)
-        .build()
+/// What a profile session measures.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProfileKind {
+    /// On-CPU samples at a frequency: the `profile` probe. Weights are samples.
+    OnCpu(ProfileConfig),
+    /// Time off the CPU by stack: the `offcpu` probe. Weights are microseconds.
+    OffCpu(OffCpuConfig),
 }
 
-/// A running profiler, its resolver and every sample so far.
+impl From<&ProfileConfig> for ProfileKind {
+    fn from(config: &ProfileConfig) -> Self {
+        Self::OnCpu(config.clone())
+    }
+}
+
+impl From<&OffCpuConfig> for ProfileKind {
+    fn from(config: &OffCpuConfig) -> Self {
+        Self::OffCpu(*config)
+    }
+}
+
+/// What a finished profile measured, for the labels of its exports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Measured {
+    /// On-CPU samples at `frequency` Hz on `event`.
+    OnCpu {
+        /// Samples per second.
+        frequency: u64,
+        /// The perf event sampled.
+        event: PerfEventKind,
+    },
+    /// Microseconds off the CPU.
+    OffCpu,
+}
+
+/// The probe a session runs.
+#[derive(Debug)]
+enum Running {
+    OnCpu(Profiler),
+    OffCpu(OffCpu),
+}
+
+/// A running profile: its probe, its resolver and every sample so far.
 #[derive(Debug)]
 pub struct ProfileSession {
-    profiler: Profiler,
+    running: Running,
+    measured: Measured,
     resolver: StackResolver,
     samples: Profile,
 }
@@ -44,9 +81,12 @@ pub struct ProfileSession {
 pub struct SessionResult {
     /// Every sample, symbolized.
     pub profile: SymbolizedProfile,
-    /// Samples received.
+    /// What was measured (which names the weights).
+    pub measured: Measured,
+    /// Samples received (on-CPU), or off-CPU spans counted.
     pub samples: u64,
-    /// Kernel monotonic time (ns) of the last sample, 0 if there was none.
+    /// Kernel monotonic time (ns) of the last sample (on-CPU), or of the end (off-CPU);
+    /// 0 if there was no sample.
     pub last_sample_ns: u64,
     /// Delivered and lost counts.
     pub losses: Losses,
@@ -55,76 +95,167 @@ pub struct SessionResult {
 }
 
 impl SessionResult {
-    /// The profile's stacks as the data model's stack records (probe `profile`, stamped
-    /// with the last sample's time).
+    /// The probe whose stacks these are: `profile` or `offcpu`.
+    pub fn probe(&self) -> &'static str {
+        match self.measured {
+            Measured::OnCpu { .. } => NAME,
+            Measured::OffCpu => offcpu::NAME,
+        }
+    }
+
+    /// The profile's stacks as the data model's stack records (of [`probe`](Self::probe),
+    /// stamped with the last sample's time).
     pub fn stack_records(&self) -> Vec<StackSample> {
         self.profile
             .stacks()
             .iter()
-            .map(|stack| stack_record(NAME, stack, self.last_sample_ns))
+            .map(|stack| stack_record(self.probe(), stack, self.last_sample_ns))
             .collect()
     }
 
-    /// The flame graph labels of this profile of `scope` (`all CPUs`, `pid 42`), sampled
-    /// on `event` at `frequency` Hz for `elapsed`.
-    pub fn flame_graph(
-        &self,
-        scope: &str,
-        frequency: u64,
-        event: PerfEventKind,
-        elapsed: Duration,
-    ) -> FlameGraphOptions {
-        FlameGraphOptions {
-            title: "coolbpf profile".into(),
-            subtitle: Some(format!(
-                "{} samples of {scope} at {frequency} Hz ({event}) over {:.1} s",
-                self.samples,
-                elapsed.as_secs_f64()
-            )),
-            count_name: "samples".into(),
+    /// The pprof options of this profile, taken at `wall` (the wall clock at start) for
+    /// `elapsed`.
+    pub fn pprof(&self, wall: SystemTime, elapsed: Duration) -> PprofOptions {
+        let options = match self.measured {
+            Measured::OnCpu { frequency, .. } => PprofOptions::cpu(frequency),
+            Measured::OffCpu => PprofOptions::off_cpu(),
+        };
+        options.taken(wall, elapsed)
+    }
+
+    /// The flame graph labels of this profile of `scope` (`all CPUs`, `pid 42`) over
+    /// `elapsed`.
+    pub fn flame_graph(&self, scope: &str, elapsed: Duration) -> FlameGraphOptions {
+        let seconds = elapsed.as_secs_f64();
+        match self.measured {
+            Measured::OnCpu { frequency, event } => FlameGraphOptions {
+                title: "coolbpf profile".into(),
+                subtitle: Some(format!(
+                    "{} samples of {scope} at {frequency} Hz ({event}) over {seconds:.1} s",
+                    self.samples
+                )),
+                count_name: "samples".into(),
+            },
+            Measured::OffCpu => FlameGraphOptions {
+                subtitle: Some(format!(
+                    "{} off-CPU spans of {scope} over {seconds:.1} s",
+                    self.samples
+                )),
+                ..FlameGraphOptions::off_cpu()
+            },
         }
     }
 }
 
 impl ProfileSession {
-    /// Starts the profiler.
-    pub fn start(config: &ProfileConfig) -> Result<Self> {
+    /// Starts the probe `kind` names (a [`ProfileConfig`] or an [`OffCpuConfig`]). A
+    /// kernel that lacks what the probe needs is an [`Error::Unsupported`] saying what.
+    pub fn start(kind: impl Into<ProfileKind>) -> Result<Self> {
+        let kind = kind.into();
+        let name = match kind {
+            ProfileKind::OnCpu(_) => NAME,
+            ProfileKind::OffCpu(_) => offcpu::NAME,
+        };
+        let availability = CATALOGUE.find(name)?.availability(Features::detect()?);
+        if !availability.available {
+            return Err(Error::Unsupported {
+                feature: format!("the {name} probe"),
+                reason: availability.reason.unwrap_or_default(),
+            });
+        }
+        let (running, measured, debug_info) = match kind {
+            ProfileKind::OnCpu(config) => {
+                let profiler = Profiler::start(&config)?;
+                let measured = Measured::OnCpu {
+                    frequency: config.frequency,
+                    event: profiler.event(),
+                };
+                (Running::OnCpu(profiler), measured, config.debug_info)
+            }
+            ProfileKind::OffCpu(config) => (
+                Running::OffCpu(OffCpu::start(&config)?),
+                Measured::OffCpu,
+                config.debug_info,
+            ),
+        };
         Ok(Self {
-            profiler: Profiler::start(config)?,
-            resolver: StackResolver::new(symbolizer(config.debug_info)),
+            running,
+            measured,
+            resolver: StackResolver::new(symbolizer(debug_info)),
             samples: Profile::new(),
         })
     }
 
-    /// The profiler.
-    pub fn profiler(&self) -> &Profiler {
-        &self.profiler
+    /// What the session measures.
+    pub fn measured(&self) -> Measured {
+        self.measured
     }
 
-    /// Follows new threads (pid mode) and resolves the user addresses of the samples
-    /// that arrived since the last tick. Call it about every second.
+    /// The on-CPU profiler (its perf events, cgroup); `None` off-CPU.
+    pub fn profiler(&self) -> Option<&Profiler> {
+        match &self.running {
+            Running::OnCpu(profiler) => Some(profiler),
+            Running::OffCpu(_) => None,
+        }
+    }
+
+    /// Samples so far (on-CPU), or off-CPU spans counted so far.
+    pub fn sample_count(&self) -> Result<u64> {
+        match &self.running {
+            Running::OnCpu(profiler) => Ok(profiler.sample_count()),
+            Running::OffCpu(offcpu) => Ok(offcpu.counters()?.measured),
+        }
+    }
+
+    /// Follows new threads (on-CPU, pid mode) and resolves the user addresses of the
+    /// samples that arrived since the last tick. Call it about every second.
     pub fn tick(&mut self) -> Result<()> {
-        self.profiler.follow_threads()?;
+        if let Running::OnCpu(profiler) = &mut self.running {
+            profiler.follow_threads()?;
+        }
         self.absorb()
     }
 
-    /// Stops the profiler, symbolizes what is left, and returns the whole profile.
+    /// Stops the probe, symbolizes what is left, and returns the whole profile.
     pub fn finish(mut self) -> Result<SessionResult> {
-        self.profiler.stop()?;
+        match &mut self.running {
+            Running::OnCpu(profiler) => profiler.stop()?,
+            Running::OffCpu(offcpu) => offcpu.stop(),
+        }
         self.absorb()?;
         self.resolver.resolve_kernel(&self.samples);
-        let stacks = self.resolver.stacks(&self.samples);
+        let (samples, last_sample_ns, losses) = match &self.running {
+            Running::OnCpu(profiler) => (
+                profiler.sample_count(),
+                profiler.last_sample_ns(),
+                profiler.losses()?,
+            ),
+            Running::OffCpu(offcpu) => {
+                let spans = offcpu.counters()?.measured;
+                let losses = Losses {
+                    received: spans,
+                    delivered: spans,
+                    kernel: offcpu.losses()?,
+                    ..Losses::default()
+                };
+                (spans, monotonic_ns(), losses)
+            }
+        };
         Ok(SessionResult {
-            profile: SymbolizedProfile::from_stacks(stacks),
-            samples: self.profiler.sample_count(),
-            last_sample_ns: self.profiler.last_sample_ns(),
-            losses: self.profiler.losses()?,
+            profile: self.resolver.profile(&self.samples),
+            measured: self.measured,
+            samples,
+            last_sample_ns,
+            losses,
             failures: self.resolver.failures().to_vec(),
         })
     }
 
     fn absorb(&mut self) -> Result<()> {
-        let fresh = self.profiler.take_profile()?;
+        let fresh = match &mut self.running {
+            Running::OnCpu(profiler) => profiler.take_profile()?,
+            Running::OffCpu(offcpu) => offcpu.take()?,
+        };
         if !fresh.is_empty() {
             self.resolver.resolve_user(&fresh);
             self.samples.extend(fresh.samples());

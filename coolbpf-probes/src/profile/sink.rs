@@ -10,7 +10,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use coolbpf_core::{Error, Record, Result, Sink, StackSample};
 use coolbpf_symbolize::profile::{FlameGraphOptions, PprofOptions, SymbolizedProfile};
 
-use super::records::profile_from_records;
+use crate::stacks::profile_from_records;
 
 /// A profile file format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

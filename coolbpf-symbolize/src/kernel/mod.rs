@@ -2,6 +2,7 @@
 //! programs included), and a vmlinux with DWARF, when given, for lines and inlines.
 
 mod kallsyms;
+mod subset;
 mod vmlinux;
 
 use std::io;
@@ -24,11 +25,17 @@ pub(crate) fn symbolize(
     kernel: &Kernel,
     addrs: &[u64],
 ) -> Result<Vec<Symbolized>> {
+    if addrs.is_empty() {
+        return Ok(Vec::new());
+    }
     let path = kernel
         .kallsyms
         .clone()
         .unwrap_or_else(|| PathBuf::from(PROC_KALLSYMS));
-    let kallsyms = read(&path)?;
+    // Without a vmlinux to refine against, only the lines that decide these addresses
+    // are parsed (a vmlinux check needs the whole list).
+    let only = kernel.vmlinux.is_none().then_some(addrs);
+    let kallsyms = read(&path, only)?;
     let distinct = Distinct::new(addrs);
     let mut results = Vec::with_capacity(distinct.addrs().len());
     let mut core = Vec::new();
@@ -55,10 +62,15 @@ pub(crate) fn symbolize(
     Ok(distinct.spread(addrs, &results))
 }
 
-/// Reads and parses a kallsyms file, refusing one whose addresses the kernel hid.
-fn read(path: &Path) -> Result<Kallsyms> {
+/// Reads and parses a kallsyms file (only the lines that decide `only`, when given),
+/// refusing one whose addresses the kernel hid.
+fn read(path: &Path, only: Option<&[u64]>) -> Result<Kallsyms> {
     let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-    let kallsyms = Kallsyms::parse(&String::from_utf8_lossy(&bytes));
+    let text = String::from_utf8_lossy(&bytes);
+    let kallsyms = match only {
+        Some(addrs) => Kallsyms::parse(&subset::deciding_lines(&text, addrs)),
+        None => Kallsyms::parse(&text),
+    };
     if kallsyms.is_restricted() {
         let why = "every address reads as 0: the kernel hides them (kernel.kptr_restrict); \
                    run as root (CAP_SYSLOG) with kptr_restrict at most 1, or \

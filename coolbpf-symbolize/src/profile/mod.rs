@@ -63,6 +63,7 @@ mod top;
 
 pub use flamegraph::FlameGraphOptions;
 pub use pprof::{Mapping, Period, PprofOptions, ValueType};
+pub use resolve::StackResolver;
 pub use stack::{AddressSpace, Location, SymbolizeFailure, SymbolizedProfile, SymbolizedStack};
 pub use top::{Top, TopEntry};
 

@@ -1,12 +1,11 @@
 //! `coolbpf profile [--duration S] [--freq HZ] [--pid P] [--off-cpu] [--symbols-only]
 //! [--format folded|pprof|svg|json] [-o FILE]`
 //!
-//! On-CPU: [`ProfileSession`] at `--freq` on every CPU (or each thread of `--pid`),
-//! symbolizing user addresses every second while the processes still run. Off-CPU: the
-//! registry's `offcpu` probe. Data goes to stdout or `-o FILE`; a progress line goes to
-//! stderr when it is a terminal; warnings (losses, symbolization failures) go to stderr.
+//! One [`ProfileSession`], on-CPU at `--freq` on every CPU (or each thread of `--pid`),
+//! or off-CPU time (`--off-cpu`), symbolizing user addresses every second while the
+//! processes still run. Data goes to stdout or `-o FILE`; a progress line goes to stderr
+//! when it is a terminal; warnings (losses, symbolization failures) go to stderr.
 
-mod offcpu;
 pub(crate) mod output;
 pub(crate) mod progress;
 
@@ -15,8 +14,9 @@ use std::time::{Duration, Instant, SystemTime};
 
 use clap::Args;
 use coolbpf_core::{labels, Environment, Error, Metric, Result};
-use coolbpf_probes::profile::{ProfileConfig, ProfileSession, SessionResult, NAME};
-use coolbpf_symbolize::profile::{AddressSpace, PprofOptions};
+use coolbpf_probes::offcpu::OffCpuConfig;
+use coolbpf_probes::profile::{ProfileConfig, ProfileKind, ProfileSession, SessionResult};
+use coolbpf_symbolize::profile::AddressSpace;
 
 use crate::signal;
 use output::{Output, OutputFormat, Rendered};
@@ -73,21 +73,31 @@ pub fn run(args: &ProfileArgs) -> Result<()> {
     if let Some(pid) = args.pid {
         Environment::require_process(pid)?;
     }
-    if args.off_cpu {
-        return offcpu::run(args, duration);
-    }
-    let config = ProfileConfig {
-        frequency: args.freq.unwrap_or(99),
-        pid: args.pid,
-        debug_info: !args.symbols_only,
-        interval: None,
-        ..ProfileConfig::default()
+    let kind = if args.off_cpu {
+        ProfileKind::OffCpu(OffCpuConfig {
+            pid: args.pid,
+            debug_info: !args.symbols_only,
+            ..OffCpuConfig::default()
+        })
+    } else {
+        let config = ProfileConfig {
+            frequency: args.freq.unwrap_or(99),
+            pid: args.pid,
+            debug_info: !args.symbols_only,
+            interval: None,
+            ..ProfileConfig::default()
+        };
+        // Bad values are reported before anything is created or loaded.
+        config.validate()?;
+        ProfileKind::OnCpu(config)
     };
-    // Bad values are reported before anything is created or loaded.
-    config.validate()?;
     let output = Output::open(args.output.as_deref(), args.format)?;
     Environment::prepare()?;
-    let mut session = ProfileSession::start(&config)?;
+    let what = match &kind {
+        ProfileKind::OnCpu(config) => format!("profiling at {} Hz", config.frequency),
+        ProfileKind::OffCpu(_) => "off-CPU profiling".to_owned(),
+    };
+    let mut session = ProfileSession::start(kind)?;
     signal::install();
     let (started, wall) = (Instant::now(), SystemTime::now());
     let scope = args
@@ -97,36 +107,33 @@ pub fn run(args: &ProfileArgs) -> Result<()> {
     let waited = progress::wait(started, duration, || {
         session.tick()?;
         progress.show(&format!(
-            "profiling {scope} at {} Hz: {}, {} samples",
-            config.frequency,
+            "{what} {scope}: {}, {} {}",
             progress::time_text(started, duration),
-            session.profiler().sample_count()
+            session.sample_count()?,
+            if args.off_cpu { "spans" } else { "samples" }
         ));
         // Like perf record -p: the profile ends with its process.
         Ok(args.pid.is_none_or(Environment::process_exists))
     });
     progress.clear();
     let elapsed = started.elapsed();
-    let event = session.profiler().event();
     let result = session.finish()?;
     waited?;
     warn(&result);
-    let pprof = PprofOptions::cpu(config.frequency).taken(wall, elapsed);
-    let flamegraph = result.flame_graph(&scope, config.frequency, event, elapsed);
-    let mut metrics = vec![Metric::counter(
-        NAME,
-        "samples_total",
-        labels! {},
-        result.samples,
-    )];
-    metrics.extend(result.losses.to_metrics(NAME));
-    let records = result.stack_records();
+    let probe = result.probe();
+    let total = if args.off_cpu {
+        "off_cpu_spans_total"
+    } else {
+        "samples_total"
+    };
+    let mut metrics = vec![Metric::counter(probe, total, labels! {}, result.samples)];
+    metrics.extend(result.losses.to_metrics(probe));
     let rendered = Rendered {
         profile: &result.profile,
-        records,
+        records: result.stack_records(),
         metrics,
-        pprof,
-        flamegraph,
+        pprof: result.pprof(wall, elapsed),
+        flamegraph: result.flame_graph(&scope, elapsed),
     };
     output.write(args.format, &rendered)
 }

@@ -4,7 +4,8 @@
 //! `_[k]`), what `{"kind":"stacks"}` JSON lines and sinks see; a [`SymbolizedStack`]
 //! carries locations innermost first, what the profile exports (folded, pprof, SVG) need.
 //! These functions are not specific to the on-CPU profiler: any probe that emits stacks
-//! (off-CPU time, say) can use them, and [`ProfileFileSink`](super::ProfileFileSink)
+//! (off-CPU time, GPU launches) uses them, and
+//! [`ProfileFileSink`](crate::profile::ProfileFileSink)
 //! turns anyone's stack records back into a profile.
 
 use std::sync::Arc;
