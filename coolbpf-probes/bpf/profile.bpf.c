@@ -105,11 +105,16 @@ int on_sample(struct bpf_perf_event_data *ctx)
 		kernel_bytes = take_stack(ctx, sample->ips, 0);
 	if (user_stacks)
 		user_bytes = take_stack(ctx, (void *)sample->ips + kernel_bytes, BPF_F_USER_STACK);
-	if (python_stacks)
+	if (python_stacks) {
 		python_bytes = coolbpf_python_walk(tgid, (__u32)pid_tgid,
 						   (void *)sample->ips + kernel_bytes + user_bytes,
 						   COOLBPF_PYTHON_MAX_FRAMES) *
 			       sizeof(struct coolbpf_python_frame);
+		/* The walk's bound, restated where the verifier checks the record size. */
+		barrier_var(python_bytes);
+		if (python_bytes > PYTHON_BYTES)
+			python_bytes = PYTHON_BYTES;
+	}
 
 	sample->ts_ns = bpf_ktime_get_ns();
 	sample->pid = tgid;

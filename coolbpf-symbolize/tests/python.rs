@@ -12,10 +12,14 @@
 #[allow(dead_code)]
 mod support;
 
+#[path = "programs/python/harness.rs"]
+mod harness;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+use harness::{py_spy, Workload};
 
 use coolbpf_symbolize::python::{DebugOffsets, Offsets, PythonProcess, PythonSymbolizer, Version};
 
@@ -140,35 +144,9 @@ fn table_3_13_matches_its_debug_offsets() {
     assert_eq!(&debug.apply(table).unwrap(), table);
 }
 
-/// A workload process, killed when dropped.
-struct Workload(Child);
-
-impl Drop for Workload {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn workload_script() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/programs/python/pywork_main.py")
-}
-
 fn start(python: &Path) -> Workload {
-    let child = Command::new(python)
-        .arg(workload_script())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap_or_else(|e| panic!("{}: {e}", python.display()));
-    Workload(child)
-}
-
-fn py_spy() -> Option<PathBuf> {
-    let path = std::env::var_os("PY_SPY").map(PathBuf::from).or_else(|| {
-        let home = std::env::var_os("HOME")?;
-        Some(Path::new(&home).join(".cache/coolbpf/py-spy/bin/py-spy"))
-    })?;
-    path.exists().then_some(path)
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/programs/python");
+    Workload::start(python, &dir)
 }
 
 /// (function, file, line) of each frame, innermost first.
@@ -243,7 +221,7 @@ fn walker_matches_py_spy_on_each_version() {
     let mut compared = 0;
     for (version, python) in interpreters() {
         let workload = start(&python);
-        let pid = workload.0.id();
+        let pid = workload.pid();
         // Until the interpreter is up and in the hot recursion.
         let deadline = Instant::now() + Duration::from_secs(20);
         let process = loop {

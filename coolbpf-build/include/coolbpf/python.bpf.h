@@ -91,12 +91,12 @@ struct {
 } coolbpf_python_scratch SEC(".maps");
 
 /* A pointer-sized user read; 0 (and *fault set) when it faults. */
-static __always_inline __u64 coolbpf_python_read_ptr(__u64 addr, bool *fault)
+static __always_inline __u64 coolbpf_python_read_ptr(__u64 addr, __u8 *fault)
 {
 	__u64 value = 0;
 
 	if (bpf_probe_read_user(&value, sizeof(value), (const void *)addr)) {
-		*fault = true;
+		*fault = 1;
 		return 0;
 	}
 	return value;
@@ -123,7 +123,7 @@ struct coolbpf_python_find {
 	__u64 interp;
 	__u64 tstate;
 	bool found;
-	bool fault;
+	__u8 fault; /* 0 or 1 (a callback's return value: the verifier wants it bounded) */
 };
 
 /* One step of the thread-state search: the next thread state of the interpreter, or the
@@ -140,7 +140,7 @@ static long coolbpf_python_find_step(__u64 index, void *arg)
 		if (!f->interp)
 			return 1;
 		f->tstate = coolbpf_python_read_ptr(f->interp + c->interp_threads_head, &f->fault);
-		return f->fault;
+		return f->fault & 1;
 	}
 	if (coolbpf_python_read_ptr(f->tstate + c->tstate_thread_id, &f->fault) ==
 	    f->thread_pointer) {
@@ -148,7 +148,7 @@ static long coolbpf_python_find_step(__u64 index, void *arg)
 		return 1;
 	}
 	f->tstate = coolbpf_python_read_ptr(f->tstate + c->tstate_next, &f->fault);
-	return f->fault;
+	return f->fault & 1;
 }
 
 /*
@@ -166,7 +166,7 @@ static long coolbpf_python_find_step(__u64 index, void *arg)
  * at each use, so a thread state freed and reused is never trusted.
  */
 static __always_inline __u64 coolbpf_python_tstate(const struct coolbpf_python_config *c,
-						   __u32 tid, bool *fault)
+						   __u32 tid, __u8 *fault)
 {
 	struct coolbpf_python_find f = {};
 	__u64 *cached = bpf_map_lookup_elem(&coolbpf_python_threads, &tid);
@@ -177,7 +177,7 @@ static __always_inline __u64 coolbpf_python_tstate(const struct coolbpf_python_c
 	if (cached && *cached &&
 	    coolbpf_python_read_ptr(*cached + c->tstate_thread_id, fault) == f.thread_pointer)
 		return *cached;
-	*fault = false;
+	*fault = 0;
 	f.config = c;
 	f.interp = coolbpf_python_read_ptr(c->runtime + c->runtime_interpreters_head, &f.fault);
 	if (f.interp)
@@ -197,7 +197,7 @@ struct coolbpf_python_walk_state {
 	__u64 frame;
 	__u32 count;
 	__u32 max;
-	bool fault;
+	__u8 fault;
 };
 
 /* A field of the frame read into scratch->frame, by offset (bounded for the verifier). */
@@ -230,7 +230,7 @@ static long coolbpf_python_walk_step(__u64 index, void *arg)
 	if (!w->frame || w->count >= w->max)
 		return 1;
 	if (bpf_probe_read_user(s->frame, sizeof(s->frame), (const void *)w->frame)) {
-		w->fault = true;
+		w->fault = 1;
 		return 1;
 	}
 	code = coolbpf_python_field64(s, c->frame_code);
@@ -284,7 +284,7 @@ static __always_inline __u32 coolbpf_python_walk(__u32 tgid, __u32 tid,
 	struct coolbpf_python_walk_state w = {};
 	__u32 zero = 0;
 	__u64 tstate, frame;
-	bool fault = false;
+	__u8 fault = 0;
 
 	if (!c)
 		return 0;

@@ -7,7 +7,10 @@
 //! - [`stack_record`] and [`profile_from_records`]: between symbolized stacks and the data
 //!   model's [`StackSample`](coolbpf_core::StackSample) records, both ways;
 //!   [`emit_interval`], what a plugin emits for the stacks of one interval.
+//! - [`python`]: CPython frames, registered per process with any BPF object that
+//!   includes `coolbpf/python.bpf.h`.
 
+pub mod python;
 mod records;
 
 pub use records::{profile_from_records, stack_from_record, stack_record};
