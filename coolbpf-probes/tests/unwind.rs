@@ -41,7 +41,7 @@ fn profile(workload: &mut Workload, unwind: UnwindMode) -> (SessionResult, Optio
     };
     let session = ProfileSession::start(&config).expect("start the profiler");
     workload.run();
-    let stats = session.profiler().unwind_stats();
+    let stats = session.profiler().expect("on-CPU").unwind_stats();
     (session.finish().expect("finish"), stats)
 }
 
@@ -343,7 +343,7 @@ fn run_time_per_sample_is_reported() {
         };
         let session = ProfileSession::start(&config).expect("start");
         workload.run();
-        let object = session.profiler().object().as_libbpf();
+        let object = session.profiler().expect("on-CPU").object().as_libbpf();
         let program = object.progs().find(|p| p.name() == "on_sample").unwrap();
         let (ns, runs) = coolbpf_core::sys::prog_info::run_time(program.as_fd()).unwrap();
         let ns_per_run = ns as f64 / runs.max(1) as f64;

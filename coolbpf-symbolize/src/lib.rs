@@ -21,6 +21,7 @@ mod kernel;
 mod normalize;
 pub mod process;
 pub mod profile;
+pub mod python;
 mod source;
 mod symbolizer;
 pub mod unwind;

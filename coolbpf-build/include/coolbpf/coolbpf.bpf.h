@@ -47,7 +47,13 @@ enum coolbpf_loss_slot {
 	 * without CFI, a process not registered yet, JIT code) or its rule is not
 	 * followed. The frame may be right (code with frame pointers) or the walk ends. */
 	COOLBPF_LOSS_UNWIND_FALLBACK = 6,
-	COOLBPF_LOSS_SLOTS = 8,
+	/* a Python stack walk (python.bpf.h) stopped at its frame limit with frames left:
+	 * the sample is sent with its innermost frames. */
+	COOLBPF_LOSS_PYTHON_TRUNCATED = 7,
+	/* a Python stack walk's user read faulted: the sample is sent with the frames read
+	 * before it. */
+	COOLBPF_LOSS_PYTHON_READ_FAULT = 8,
+	COOLBPF_LOSS_SLOTS = 16,
 };
 
 struct {

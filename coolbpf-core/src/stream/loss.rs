@@ -78,6 +78,12 @@ pub struct KernelLosses {
     /// rule was not followed. Not losses of events (and not in [`Self::total`]): a
     /// measure of how much of the unwinding was left to frame pointers.
     pub unwind_fallback: u64,
+    /// Python stack walks (`coolbpf/python.bpf.h`) that stopped at their frame limit:
+    /// the sample was sent with its innermost frames, so not counted in [`Self::total`].
+    pub python_truncated: u64,
+    /// Python stack walks whose user read faulted: the sample was sent with the frames
+    /// read before the fault, so not counted in [`Self::total`].
+    pub python_read_fault: u64,
     /// Runs of the object's programs that the kernel skipped and counted (the programs'
     /// `recursion_misses`): a raw_tp or tp_btf program whose hook fires again while it
     /// runs on that CPU, or a trampoline program that would recurse. The kernel does not
@@ -117,6 +123,8 @@ impl KernelLosses {
             ("perf_output", self.perf_output),
             ("stack_truncated", self.stack_truncated),
             ("unwind_fallback", self.unwind_fallback),
+            ("python_truncated", self.python_truncated),
+            ("python_read_fault", self.python_read_fault),
             ("program_misses", self.program_misses),
         ]
         .into_iter()
@@ -166,6 +174,8 @@ impl KernelLossReader {
             perf_output: slot(4),
             stack_truncated: slot(5),
             unwind_fallback: slot(6),
+            python_truncated: slot(7),
+            python_read_fault: slot(8),
             program_misses,
         })
     }
@@ -218,6 +228,8 @@ impl Losses {
         k.perf_output += o.perf_output;
         k.stack_truncated += o.stack_truncated;
         k.unwind_fallback += o.unwind_fallback;
+        k.python_truncated += o.python_truncated;
+        k.python_read_fault += o.python_read_fault;
         k.program_misses += o.program_misses;
     }
 

@@ -6,6 +6,7 @@ use std::time::Duration;
 use coolbpf_core::{Error, PerfEventKind, Result};
 
 use crate::options::{OptionSpec, ProbeOptions};
+use crate::stacks::python::PYTHON;
 use crate::stacks::DEBUG_INFO;
 
 use super::NAME;
@@ -63,7 +64,7 @@ const BUFFER_KB: OptionSpec = OptionSpec {
 
 /// Options `profile` accepts besides `--pid`.
 pub const OPTIONS: &[OptionSpec] = &[
-    FREQ, EVENT, CGROUP, IDLE, KERNEL, USER, UNWIND, DEBUG_INFO, BUFFER_KB,
+    FREQ, EVENT, CGROUP, IDLE, KERNEL, USER, UNWIND, DEBUG_INFO, PYTHON, BUFFER_KB,
 ];
 
 /// How user stacks are walked.
@@ -122,6 +123,9 @@ pub struct ProfileConfig {
     /// only (as bcc's tools do), which costs a fraction of the CPU time and memory on
     /// binaries with large debug info.
     pub debug_info: bool,
+    /// Put the CPython frames of Python processes in their user stacks, walked by BPF
+    /// from the interpreter's state at sample time (needs user stacks).
+    pub python: bool,
     /// Ring buffer size in KiB (a power of two, at least 4); `None` sizes it to hold
     /// about a second of deep stacks from every CPU.
     pub buffer_kb: Option<u32>,
@@ -142,6 +146,7 @@ impl Default for ProfileConfig {
             user_stacks: true,
             unwind: UnwindMode::Cfi,
             debug_info: true,
+            python: true,
             buffer_kb: None,
             interval: Some(DEFAULT_INTERVAL),
         }
@@ -168,6 +173,7 @@ impl ProfileConfig {
             user_stacks: options.get(&USER)?,
             unwind: options.get(&UNWIND)?,
             debug_info: options.get(&DEBUG_INFO)?,
+            python: options.get(&PYTHON)?,
             buffer_kb: (buffer_kb != 0).then_some(buffer_kb),
             interval: None,
         };
@@ -235,11 +241,13 @@ mod tests {
                 .with("cgroup", "/sys/fs/cgroup/x")
                 .with("user", "false")
                 .with("unwind", "fp")
-                .with("debug_info", "false"),
+                .with("debug_info", "false")
+                .with("python", "false"),
         )
         .unwrap();
         assert_eq!(config.unwind, UnwindMode::FramePointers);
         assert!(!config.debug_info);
+        assert!(!config.python);
         assert_eq!(config.frequency, 49);
         assert_eq!(config.event, Some(PerfEventKind::CpuClock));
         assert_eq!(config.pid, Some(7));
@@ -249,6 +257,7 @@ mod tests {
         let defaults = ProfileConfig::from_options(&ProbeOptions::new()).unwrap();
         assert_eq!(defaults.frequency, 99);
         assert!(defaults.debug_info);
+        assert!(defaults.python);
         assert_eq!(defaults.event, None);
         assert_eq!(defaults.buffer_kb, None);
         assert_eq!(defaults.unwind, UnwindMode::Cfi);
@@ -266,6 +275,7 @@ mod tests {
             ("buffer_kb", "24"),
             ("idle", "maybe"),
             ("unwind", "dwarf"),
+            ("python", "yes"),
             ("nope", "1"),
         ] {
             let err =

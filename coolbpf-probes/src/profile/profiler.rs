@@ -12,6 +12,8 @@ use coolbpf_core::{
 };
 use coolbpf_symbolize::Profile;
 
+use crate::stacks::python::PythonStacks;
+
 use super::cgroup::cgroup_id;
 use super::reader::SampleReader;
 use super::sample::RawSample;
@@ -24,7 +26,7 @@ static OBJECT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/profile.bpf.o")
 const PROGRAM: &str = "on_sample";
 const RING: &str = "samples";
 
-/// Ring bytes budgeted per sample when sizing the ring: the 40-byte header plus about
+/// Ring bytes budgeted per sample when sizing the ring: the 48-byte header plus about
 /// 120 frames; most stacks are much shallower, so this leaves room.
 const BYTES_PER_SAMPLE: u64 = 1024;
 /// Bounds on the automatically sized ring.
@@ -39,10 +41,22 @@ struct Shared {
     profile: Mutex<Profile>,
     samples: AtomicU64,
     last_ts_ns: AtomicU64,
+    /// The Python walk's processes; in all-CPU mode each new pid is registered by the
+    /// consumer as its first sample arrives.
+    python: Option<Mutex<PythonStacks>>,
+    register_each_pid: bool,
 }
 
 impl Shared {
     fn add(&self, raw: RawSample) {
+        if let (true, Some(python)) = (self.register_each_pid, &self.python) {
+            // A failure is kept by the registry (PythonStacks::failures): that process
+            // is profiled without Python frames.
+            let _ = python
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .register_once(raw.sample.pid);
+        }
         self.samples.fetch_add(1, Ordering::Relaxed);
         self.last_ts_ns.fetch_max(raw.ts_ns, Ordering::Relaxed);
         self.lock().add(raw.sample);
@@ -98,6 +112,7 @@ impl Profiler {
         let cpus = online_cpus()?.len().max(1) as u64;
         let ring = ring_bytes(config, cpus)?;
         let cfi = config.user_stacks && config.unwind == UnwindMode::Cfi;
+        let python = config.python && config.user_stacks;
         let mut builder = ObjectBuilder::from_bytes(OBJECT);
         if !cfi {
             // The tables stay empty: keep their maps at one entry, not megabytes.
@@ -112,6 +127,7 @@ impl Profiler {
             .global("kernel_stacks", &u8::from(config.kernel_stacks))
             .global("user_stacks", &u8::from(config.user_stacks))
             .global("unwind_cfi", &u8::from(cfi))
+            .global("python_stacks", &u8::from(python))
             .global("wakeup_bytes", &u64::from(ring / 4))
             .max_entries(RING, ring)
             .load()?;
@@ -121,7 +137,20 @@ impl Profiler {
             (true, None) => Some(Unwinding::for_all(&object)?),
         };
         let mut notify = unwinding.as_ref().map(Unwinding::notifier);
-        let shared = Arc::new(Shared::default());
+        let mut python_stacks = if python {
+            Some(PythonStacks::new(&object)?)
+        } else {
+            None
+        };
+        if let (Some(stacks), Some(pid)) = (&mut python_stacks, config.pid) {
+            // Kept in the registry's failures: the profile goes on without Python frames.
+            let _ = stacks.register(pid);
+        }
+        let shared = Arc::new(Shared {
+            python: python_stacks.map(Mutex::new),
+            register_each_pid: config.pid.is_none(),
+            ..Shared::default()
+        });
         let sink = Arc::clone(&shared);
         let reader = SampleReader::start(&object.map(RING)?, move |raw: RawSample| {
             if let Some(notify) = notify.as_mut() {
@@ -242,6 +271,18 @@ impl Profiler {
     /// The loaded BPF object (its maps and programs, e.g. for run-time statistics).
     pub fn object(&self) -> &BpfObject {
         &self.object
+    }
+
+    /// The processes whose Python frames could not be walked, with why (an unsupported
+    /// CPython, a process that exited before it was registered); empty with `python`
+    /// off.
+    pub fn python_failures(&self) -> Vec<(u32, String)> {
+        self.shared.python.as_ref().map_or_else(Vec::new, |p| {
+            p.lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .failures()
+                .to_vec()
+        })
     }
 
     /// The event sampled on.

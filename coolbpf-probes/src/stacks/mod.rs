@@ -13,6 +13,9 @@
 //!   in-kernel CFI unwinder of `coolbpf/unwind.bpf.h` (tables compiled by
 //!   `coolbpf_symbolize::unwind`); frame pointers where a file has no tables.
 //!
+//! - [`python`]: CPython frames, registered per process with any BPF object that
+//!   includes `coolbpf/python.bpf.h`.
+//!
 //! # Wiring a probe to it
 //!
 //! 1. In the BPF C: `#include "coolbpf/unwind.bpf.h"`, then
@@ -33,6 +36,7 @@
 mod files;
 mod layout;
 mod native;
+pub mod python;
 mod records;
 mod store;
 

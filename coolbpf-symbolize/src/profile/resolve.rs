@@ -7,18 +7,23 @@
 //! address up again each time and stay under 1% of a core, so the resolver keeps kernel
 //! locations for as long as it lives (kernel text does not move) and user locations per
 //! process until [`forget_processes`](StackResolver::forget_processes).
+//!
+//! CPython frames captured with a sample ([`Sample::python`]) are named from the
+//! process's memory in the same user pass (the code objects must still exist), and put
+//! where the interpreter runs them by [`interleave`].
 
 use std::borrow::Borrow;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
+use crate::python::{interleave, PythonSymbolizer};
 use crate::source::Source;
 use crate::symbolizer::Symbolizer;
 
 use super::stack::{
     AddressSpace, Location, SymbolizeFailure, SymbolizedProfile, SymbolizedStack, UNKNOWN,
 };
-use super::{Profile, Sample};
+use super::{Profile, PythonFrame, Sample};
 
 impl Profile {
     /// Symbolizes every distinct address once: user addresses grouped per pid (through
@@ -56,6 +61,8 @@ pub struct StackResolver<S = Symbolizer> {
     symbolizer: S,
     kernel: HashMap<u64, Arc<Location>>,
     user: HashMap<(u32, u64), Arc<Location>>,
+    python_names: PythonSymbolizer,
+    python: HashMap<(u32, PythonFrame), Arc<Location>>,
     failures: Vec<SymbolizeFailure>,
 }
 
@@ -66,14 +73,24 @@ impl<S: Borrow<Symbolizer>> StackResolver<S> {
             symbolizer,
             kernel: HashMap::new(),
             user: HashMap::new(),
+            python_names: PythonSymbolizer::new(),
+            python: HashMap::new(),
             failures: Vec::new(),
         }
     }
 
-    /// Resolves the user addresses of `profile` not resolved yet, per process.
+    /// Resolves the user addresses and Python frames of `profile` not resolved yet, per
+    /// process.
     pub fn resolve_user(&mut self, profile: &Profile) {
         let mut wanted: BTreeMap<u32, BTreeSet<u64>> = BTreeMap::new();
         for sample in profile.samples() {
+            for frame in &sample.python {
+                if !self.python.contains_key(&(sample.pid, *frame)) {
+                    let named = self.python_names.locations(sample.pid, &[*frame]);
+                    self.python
+                        .extend(named.into_iter().map(|l| ((sample.pid, *frame), l)));
+                }
+            }
             let known = |addr: &u64| self.user.contains_key(&(sample.pid, *addr));
             let fresh: Vec<u64> = lookup_addresses(&sample.user_ips)
                 .filter(|addr| !known(addr))
@@ -111,6 +128,8 @@ impl<S: Borrow<Symbolizer>> StackResolver<S> {
     /// process that had it before). Kernel locations stay.
     pub fn forget_processes(&mut self) {
         self.user.clear();
+        self.python.clear();
+        self.python_names = PythonSymbolizer::new();
     }
 
     /// Sources that failed as a whole, once per address space (their addresses show as
@@ -135,11 +154,21 @@ impl<S: Borrow<Symbolizer>> StackResolver<S> {
         symbolized
     }
 
-    /// The stack of one sample from what was resolved.
+    /// The stack of one sample from what was resolved, its Python frames interleaved.
     pub fn stack(&self, sample: &Sample) -> SymbolizedStack {
-        let user = lookup_addresses(&sample.user_ips)
+        let native: Vec<Arc<Location>> = lookup_addresses(&sample.user_ips)
             .map(|addr| found(self.user.get(&(sample.pid, addr)), addr))
             .collect();
+        let user = if sample.python.is_empty() {
+            native
+        } else {
+            let python: Vec<Arc<Location>> = sample
+                .python
+                .iter()
+                .map(|frame| found(self.python.get(&(sample.pid, *frame)), frame.code))
+                .collect();
+            interleave(&native, &sample.python, &python)
+        };
         let kernel = lookup_addresses(&sample.kernel_ips)
             .map(|addr| found(self.kernel.get(&addr), addr))
             .collect();
