@@ -5,7 +5,7 @@
 CARGO ?= cargo
 export COOLBPF_REQUIRE_BPF ?= 0
 
-.PHONY: deps nvidia demo test lint doc fuzz python-test build clean
+.PHONY: deps nvidia py-spy demo test lint doc fuzz python-test build clean
 
 deps:
 	@scripts/install-deps.sh
@@ -15,6 +15,11 @@ deps:
 # probes' tests run against them without a GPU.
 nvidia: deps
 	@scripts/nvidia-libs.sh
+
+# py-spy from PyPI, cached outside the repository: the Python-frame tests compare
+# coolbpf's stacks of running interpreters with it.
+py-spy: deps
+	@scripts/py-spy.sh
 
 build: deps
 	$(CARGO) build --release -p coolbpf-cli
@@ -42,7 +47,7 @@ python-test: deps
 
 # The C library (cdylib) is built first: the C examples' tests link against it, and
 # `cargo test` builds only what Rust tests link (the rlib).
-test: lint doc fuzz nvidia
+test: lint doc fuzz nvidia py-spy
 	$(CARGO) build -p coolbpf-c --locked
 	$(CARGO) test --workspace --locked
 	CARGO="$(CARGO)" scripts/python-test.sh

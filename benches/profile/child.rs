@@ -8,6 +8,7 @@ use std::process::{Child, ChildStdout, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use coolbpf::probes::profile::{Measured, Profile, ProfileConfig, ProfileSession, Profiler};
+use coolbpf::probes::stacks::UnwindMode;
 
 use crate::measure::{reap, Usage};
 use crate::FREQUENCY;
@@ -58,6 +59,11 @@ pub fn main(limit: &str) -> io::Result<()> {
         frequency: FREQUENCY,
         cgroup: std::env::var_os(CGROUP_ENV).map(PathBuf::from),
         debug_info: symbolize != Symbolize::SymbolTables.env_value(),
+        unwind: if crate::without_frame_pointers() {
+            UnwindMode::Cfi
+        } else {
+            UnwindMode::FramePointers
+        },
         ..ProfileConfig::default()
     };
     let started = Instant::now();

@@ -16,6 +16,11 @@
 //!    the workload's cgroup (so only the workload is symbolized); and `perf record` over
 //!    the same time plus `perf report` (perf's symbolization).
 //!
+//! With `COOLBPF_BENCH_NOFP=1` the workload is built without frame pointers (as Debian's
+//! libraries are), coolbpf unwinds by CFI in the kernel (`unwind=cfi`, its default) and
+//! perf records `--call-graph dwarf` (8 KiB of stack copied per sample); otherwise the
+//! workload has frame pointers, coolbpf walks them (`unwind=fp`) and perf records `-g`.
+//!
 //! The profiler runs in a child process (this binary again), so its rusage is its own.
 //! Run with `sudo cargo bench --bench profile` (about 9 minutes on 2 vCPUs;
 //! `COOLBPF_BENCH_ROUNDS=N` and `COOLBPF_BENCH_STEADY_SECONDS=S` change the plan, S = 0
@@ -42,6 +47,24 @@ use workload::Workload;
 
 /// Samples per second, per CPU, for every profiler here.
 pub const FREQUENCY: u64 = 99;
+
+/// Set (to 1) for the workload without frame pointers, CFI unwinding and perf's DWARF
+/// call graphs.
+pub const NOFP_ENV: &str = "COOLBPF_BENCH_NOFP";
+
+/// Whether this run is the one without frame pointers.
+pub fn without_frame_pointers() -> bool {
+    std::env::var(NOFP_ENV).is_ok_and(|v| v == "1")
+}
+
+/// perf's call-graph mode for this run.
+fn perf_call_graph() -> &'static str {
+    if without_frame_pointers() {
+        "dwarf"
+    } else {
+        "fp"
+    }
+}
 
 /// Sizes of the full run and of the smoke test.
 struct Plan {
@@ -128,7 +151,10 @@ fn run(plan: &Plan, dir: &Path) -> io::Result<()> {
     let cpus = coolbpf::sys::perf_event::online_cpus()
         .map_err(io::Error::other)?
         .len();
-    let workload = Workload::build(dir, cpus)?;
+    let workload = Workload::build(dir, cpus, !without_frame_pointers())?;
+    if without_frame_pointers() {
+        eprintln!("workload without frame pointers: coolbpf unwind=cfi, perf --call-graph dwarf");
+    }
     let perf = perf::find();
     if perf.is_none() {
         eprintln!("perf not found: the perf rows are left out");
@@ -183,7 +209,13 @@ fn slowdown(
                     usage
                 }
                 (Variant::Perf, Some(perf)) => {
-                    let record = perf::PerfRecord::start(perf, dir, &out.event, FREQUENCY)?;
+                    let record = perf::PerfRecord::start(
+                        perf,
+                        dir,
+                        &out.event,
+                        FREQUENCY,
+                        perf_call_graph(),
+                    )?;
                     let usage = workload.run(chunks)?;
                     record.stop()?;
                     usage
@@ -233,7 +265,7 @@ fn print_slowdown(slowdown: &Slowdown) {
     );
     for (variant, name) in [
         (Variant::Coolbpf, "coolbpf profile"),
-        (Variant::Perf, "perf record -a -g"),
+        (Variant::Perf, "perf record -a (-g/dwarf)"),
     ] {
         let of = |pick: fn(&(Variant, f64, f64)) -> f64| -> Vec<f64> {
             slowdown
@@ -320,7 +352,7 @@ fn steady(
         return Ok(());
     };
     let mut busy = workload.spawn_for(seconds as f64 + 5.0)?;
-    let record = perf::PerfRecord::start(perf, dir, event, FREQUENCY)?;
+    let record = perf::PerfRecord::start(perf, dir, event, FREQUENCY, perf_call_graph())?;
     std::thread::sleep(Duration::from_secs(seconds));
     let (recorded, data) = record.stop()?;
     let _ = busy.kill();

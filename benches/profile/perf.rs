@@ -38,9 +38,16 @@ pub struct PerfRecord {
 }
 
 impl PerfRecord {
-    /// Starts `perf record -F FREQ -a -g -e EVENT` into `dir/perf.data` and returns once
-    /// perf has acknowledged enabling its events.
-    pub fn start(perf: &Path, dir: &Path, event: &str, frequency: u64) -> io::Result<Self> {
+    /// Starts `perf record -F FREQ -a --call-graph CALL_GRAPH -e EVENT` (`fp`, what `-g`
+    /// means, or `dwarf`: 8 KiB of stack copied per sample, unwound at report time) into
+    /// `dir/perf.data` and returns once perf has acknowledged enabling its events.
+    pub fn start(
+        perf: &Path,
+        dir: &Path,
+        event: &str,
+        frequency: u64,
+        call_graph: &str,
+    ) -> io::Result<Self> {
         let (ctl, ack) = (dir.join("perf.ctl"), dir.join("perf.ack"));
         mkfifo(&ctl)?;
         mkfifo(&ack)?;
@@ -53,7 +60,8 @@ impl PerfRecord {
                 "-F",
                 &frequency.to_string(),
                 "-a",
-                "-g",
+                "--call-graph",
+                call_graph,
                 "-e",
                 event,
             ])

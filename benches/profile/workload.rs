@@ -75,19 +75,20 @@ pub struct Workload {
 }
 
 impl Workload {
-    /// Builds it in `dir` (frame pointers, no sibling-call optimization, so the call chain
-    /// stays on the stack); `threads` threads per run.
-    pub fn build(dir: &Path, threads: usize) -> io::Result<Self> {
+    /// Builds it in `dir` (no sibling-call optimization, so the call chain stays on the
+    /// stack; with frame pointers, or without when `frame_pointers` is false, as
+    /// Debian's libraries are built); `threads` threads per run.
+    pub fn build(dir: &Path, threads: usize, frame_pointers: bool) -> io::Result<Self> {
         let source = dir.join("work.c");
         let binary = dir.join("coolbpf-bench-work");
         std::fs::write(&source, SOURCE)?;
         let status = Command::new(std::env::var("CC").unwrap_or_else(|_| "cc".into()))
-            .args([
-                "-O1",
-                "-g",
-                "-fno-omit-frame-pointer",
-                "-fno-optimize-sibling-calls",
-            ])
+            .args(["-O1", "-g", "-fno-optimize-sibling-calls"])
+            .arg(if frame_pointers {
+                "-fno-omit-frame-pointer"
+            } else {
+                "-fomit-frame-pointer"
+            })
             .arg("-o")
             .arg(&binary)
             .arg(&source)

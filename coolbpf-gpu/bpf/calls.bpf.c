@@ -18,13 +18,17 @@
  *    sent once with the return value and the time spent. What stays in `inflight` is a
  *    call that has not returned: the hang watchdog reads it from there.
  *
- * User stacks at a function's first instruction: the return address is still at the
- * stack pointer and the frame pointer is the caller's, so a frame-pointer walk skips the
- * immediate caller. Kernels since 6.11 notice a uprobe at a function's entry and add the
- * return address themselves; older ones do not. So the record carries the word at the
- * stack pointer (`caller`) beside the walk, and userspace inserts it when the kernel did
- * not. */
+ * User stacks: by the stacks layer's CFI unwinder (coolbpf/unwind.bpf.h) when
+ * `unwind_cfi` is set, which also knows that at a function's first instruction the return
+ * address is at the stack pointer; launch stacks are kept by content in the stack store
+ * (coolbpf/stackstore.bpf.h). By frame pointers otherwise: then, at a function's first
+ * instruction the frame pointer is still the caller's, so the walk skips the immediate
+ * caller. Kernels since 6.11 notice a uprobe at a function's entry and add the return
+ * address themselves; older ones do not. So the record carries the word at the stack
+ * pointer (`caller`) beside the walk, and userspace inserts it when the walk lacks it. */
 #include "coolbpf/coolbpf.bpf.h"
+#include "coolbpf/unwind.bpf.h"
+#include "coolbpf/stackstore.bpf.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
@@ -104,8 +108,7 @@ struct launch_key {
 	__u32 function;
 	__u64 kernel; /* host stub, kernel handle, CUfunction or graph */
 	__u64 caller; /* the return address at entry (see the stack note above) */
-	__s32 user_stack; /* id in `stacks`, or a negative errno */
-	__u32 pad;
+	__u64 user_stack; /* id in the stack store, 0 when none */
 };
 
 struct launch_value {
@@ -136,12 +139,6 @@ struct {
 	__type(value, struct launch_value);
 } launches SEC(".maps");
 
-struct {
-	__uint(type, BPF_MAP_TYPE_STACK_TRACE);
-	__uint(max_entries, 16384);
-	__uint(key_size, sizeof(__u32));
-	__uint(value_size, CALL_MAX_STACK * sizeof(__u64));
-} stacks SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -174,9 +171,21 @@ static __always_inline void capture_args(struct pt_regs *ctx, struct call_record
 	bpf_probe_read_user(&rec->args[6], 5 * sizeof(__u64), (void *)(sp + 8));
 }
 
+/* Set by userspace: user stacks by CFI (coolbpf/unwind.bpf.h), not frame pointers. */
+const volatile __u8 unwind_cfi = 0;
+
+/* The caller's user stack into `ips` (room for CALL_MAX_STACK), in bytes; negative when
+ * the walk failed. */
+static __always_inline long walk_user(struct pt_regs *ctx, __u64 *ips)
+{
+	if (unwind_cfi)
+		return 8 * (long)coolbpf_unwind_user(ctx, ips, CALL_MAX_STACK);
+	return bpf_get_stack(ctx, ips, CALL_MAX_STACK * sizeof(__u64), BPF_F_USER_STACK);
+}
+
 static __always_inline void capture_stack(struct pt_regs *ctx, struct call_record *rec)
 {
-	long bytes = bpf_get_stack(ctx, rec->stack, sizeof(rec->stack), BPF_F_USER_STACK);
+	long bytes = walk_user(ctx, rec->stack);
 
 	if (bytes < 0) {
 		coolbpf_count_loss(COOLBPF_LOSS_STACK);
@@ -304,9 +313,11 @@ static __always_inline void count_launch(struct pt_regs *ctx, __u64 cookie)
 	struct launch_value *value, init = {};
 	struct recent_launches *ring, *empty;
 	struct launch_key key = {};
+	struct coolbpf_stack_scratch *stack;
 	__u32 pid = pid_tgid >> 32;
 	__u64 now = bpf_ktime_get_ns();
 	__u64 slot;
+	long bytes;
 
 	key.pid = pid;
 	key.function = cookie & 0xffff;
@@ -314,9 +325,14 @@ static __always_inline void count_launch(struct pt_regs *ctx, __u64 cookie)
 	if (launch_key_caller &&
 	    bpf_probe_read_user(&key.caller, sizeof(key.caller), (void *)PT_REGS_SP(ctx)))
 		key.caller = 0;
-	key.user_stack = bpf_get_stackid(ctx, &stacks, BPF_F_USER_STACK);
-	if (key.user_stack < 0 && key.user_stack != -14 /* EFAULT: no user stack */)
-		coolbpf_count_loss(COOLBPF_LOSS_STACK);
+	stack = coolbpf_stack_scratch_get();
+	if (stack) {
+		bytes = walk_user(ctx, stack->ips.ips);
+		if (bytes < 0 && bytes != -14 /* EFAULT: no user stack */)
+			coolbpf_count_loss(COOLBPF_LOSS_STACK);
+		stack->ips.nr = bytes > 0 ? (__u64)bytes / 8 : 0;
+		key.user_stack = coolbpf_store_ips(&stack->ips);
+	}
 	value = bpf_map_lookup_elem(&launches, &key);
 	if (!value) {
 		bpf_get_current_comm(init.comm, sizeof(init.comm));

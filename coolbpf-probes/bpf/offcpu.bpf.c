@@ -101,7 +101,7 @@ static __always_inline void capture_user(void *ctx, __u32 tgid, __u32 tid, struc
 		bytes = bpf_get_stack(ctx, scratch->ips.ips, sizeof(scratch->ips.ips), BPF_F_USER_STACK);
 		if (bytes < 0)
 			coolbpf_count_loss(COOLBPF_LOSS_STACK);
-		scratch->ips.nr = bytes > 0 ? bytes / 8 : 0;
+		scratch->ips.nr = bytes > 0 ? (__u64)bytes / 8 : 0;
 	}
 	start->user_stack = coolbpf_store_ips(&scratch->ips);
 	if (python_frames) {

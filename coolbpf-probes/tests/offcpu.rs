@@ -357,3 +357,71 @@ fn plugin_emits_symbolized_stacks_for_the_watched_process() {
     );
     assert!(json.contains(r#""frames":["#), "{json}");
 }
+
+/// `time.sleep` inside a known Python function shows that function, under its caller, in
+/// the off-CPU profile of a running interpreter started without any cooperation.
+#[test]
+fn python_sleep_is_attributed_to_the_sleeping_python_function() {
+    if !bpf_available("python_sleep_is_attributed_to_the_sleeping_python_function") {
+        return;
+    }
+    let _serial = SERIAL
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    const SCRIPT: &str = "import time\n\
+def napper():\n    time.sleep(0.02)\n\
+def work():\n    while True:\n        napper()\n\
+print('ready', flush=True)\nwork()\n";
+    for python in [
+        "/usr/bin/python3.11",
+        "/root/.pyenv/versions/3.12.1/bin/python3.12",
+    ] {
+        if !std::path::Path::new(python).exists() {
+            eprintln!("skipping {python}: not installed");
+            continue;
+        }
+        let mut child = std::process::Command::new(python)
+            .args(["-c", SCRIPT])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("start python");
+        let mut line = String::new();
+        let mut out = std::io::BufReader::new(child.stdout.take().expect("stdout"));
+        std::io::BufRead::read_line(&mut out, &mut line).expect("ready");
+        let pid = child.id();
+        let mut session = ProfileSession::start(&OffCpuConfig {
+            pid: Some(pid),
+            ..Default::default()
+        })
+        .expect("start");
+        let window = Duration::from_millis(1500);
+        std::thread::sleep(window / 2);
+        session.tick().expect("tick");
+        std::thread::sleep(window / 2);
+        let result = session.finish().expect("finish");
+        let _ = child.kill();
+        let _ = child.wait();
+        let in_napper: u64 = result
+            .profile
+            .stacks()
+            .iter()
+            .filter(|s| {
+                let names = s.frame_names();
+                let work = names.iter().position(|f| f == "work");
+                let napper = names.iter().position(|f| f == "napper");
+                matches!((work, napper), (Some(w), Some(n)) if w < n)
+            })
+            .map(|s| s.weight)
+            .sum();
+        let window_us = window.as_micros() as u64;
+        eprintln!(
+            "{python}: {in_napper} us of {window_us} us off-CPU in work;napper\n{}",
+            result.profile.folded()
+        );
+        // The main thread sleeps nearly all the time, all of it inside napper.
+        assert!(
+            in_napper >= window_us * 8 / 10,
+            "{python}: {in_napper} us in work;napper, expected most of {window_us} us"
+        );
+    }
+}

@@ -15,7 +15,8 @@ use std::process::Command;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use coolbpf_core::testing::bpf_available;
-use coolbpf_probes::profile::{ProfileConfig, ProfileSession, SessionResult, UnwindMode};
+use coolbpf_probes::profile::{ProfileConfig, ProfileSession, SessionResult};
+use coolbpf_probes::stacks::UnwindMode;
 use coolbpf_probes::stacks::UnwindStats;
 use tempfile::TempDir;
 

@@ -85,6 +85,17 @@ struct {
 	__type(value, struct coolbpf_unwind_process);
 } coolbpf_unwind_processes SEC(".maps");
 
+/* Processes that were unwound without an entry in coolbpf_unwind_processes: tgid -> when
+ * first seen. Userspace (stacks::ProcessStacks) registers them and deletes them from here,
+ * so a process started after the probe gets its tables within a poll (100 ms) of its
+ * first stack, whatever hook saw it first. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 1024);
+	__type(key, __u32);
+	__type(value, __u64);
+} coolbpf_unwind_wanted SEC(".maps");
+
 struct coolbpf_unwind_frames {
 	__u64 ips[COOLBPF_UNWIND_MAX_FRAMES + 1];
 };
@@ -306,6 +317,12 @@ static __always_inline __u32 coolbpf_unwind_user(struct pt_regs *regs, __u64 *ip
 	st.bp_known = 1;
 	st.max = max;
 	st.process = bpf_map_lookup_elem(&coolbpf_unwind_processes, &tgid);
+	if (!st.process) {
+		__u64 now = bpf_ktime_get_ns();
+
+		/* Fails (EEXIST) once asked: one map operation per unregistered stack. */
+		bpf_map_update_elem(&coolbpf_unwind_wanted, &tgid, &now, BPF_NOEXIST);
+	}
 	if (!st.ip)
 		return 0;
 	/* One iteration more than max: the last only notices that a caller was left. */

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use coolbpf_core::stream::{Delivery, Losses};
 use coolbpf_core::{AttachTarget, BpfObject, Error, ObjectBuilder, Result};
 use coolbpf_probes::event_probe::EventProbe;
+use coolbpf_probes::stacks::{ProcessStacks, StackStore, Walkers, PYTHON_STACKS};
 
 use super::{CallFlags, CallRecord};
 
@@ -17,7 +18,6 @@ const NAMED_ENTRY: &str = "named_entry";
 const RETURN: &str = "call_return";
 const INFLIGHT: &str = "inflight";
 const LAUNCHES: &str = "launches";
-const STACKS: &str = "stacks";
 const RECENT: &str = "recent";
 
 /// Size of `struct launch_key` / `struct launch_value` / `struct recent_launches`.
@@ -89,6 +89,10 @@ pub struct MissingFunction {
 /// The call-tracing object, attached; dropping it detaches every uprobe.
 pub struct CallTracer {
     probe: EventProbe<CallRecord>,
+    /// CFI tables of the processes whose stacks are taken (registered as the BPF side
+    /// meets them).
+    walkers: ProcessStacks,
+    store: StackStore,
     traced: Vec<TracedFunction>,
     missing: Vec<MissingFunction>,
 }
@@ -108,9 +112,23 @@ impl CallTracer {
     ) -> Result<Self> {
         let object = ObjectBuilder::from_bytes(OBJECT)
             .global("coolbpf_filter_tgid", &pid.unwrap_or(0))
+            // CFI finds the caller at a function's entry itself; the word at the stack
+            // pointer is read only for the frame-pointer steps of older kernels.
             .global("launch_key_caller", &!kernel_adds_entry_caller())
+            .global("unwind_cfi", &1u8)
             .max_entries("events", buffer_kb * 1024)
+            // Launch stacks are native only: no CPython stack store.
+            .max_entries(PYTHON_STACKS, 1)
             .load()?;
+        let walkers = Walkers {
+            cfi: true,
+            python: false,
+        };
+        let walkers = match pid {
+            Some(pid) => ProcessStacks::for_process(&object, walkers, pid)?,
+            None => ProcessStacks::for_all(&object, walkers)?,
+        };
+        let store = StackStore::of(&object)?;
         // The stream runs before anything is attached, so that no call is missed.
         let probe = EventProbe::start(object, CallRecord::decode, delivery, |_| {
             Ok(vec![
@@ -121,6 +139,8 @@ impl CallTracer {
         })?;
         let mut tracer = Self {
             probe,
+            walkers,
+            store,
             traced: Vec::new(),
             missing: Vec::new(),
         };
@@ -183,12 +203,14 @@ impl CallTracer {
             .collect())
     }
 
+    /// What CFI unwinding of the traced processes registered and compiled.
+    pub fn unwind_stats(&self) -> Option<coolbpf_probes::stacks::UnwindStats> {
+        self.walkers.unwind_stats()
+    }
+
     /// The launches counted so far.
     pub fn launches(&self) -> Result<Vec<LaunchCount>> {
         use coolbpf_core::decode::Reader;
-        let stacks = self.probe.map(STACKS)?;
-        let mut resolved: std::collections::HashMap<i32, Vec<u64>> =
-            std::collections::HashMap::new();
         let mut out = Vec::new();
         for (key, value) in self.probe.map(LAUNCHES)?.entries()? {
             let (Ok(k), Ok(v)) = (
@@ -197,24 +219,8 @@ impl CallTracer {
             ) else {
                 continue;
             };
-            let id = k.i32(24)?;
-            let walked = if id < 0 {
-                Vec::new()
-            } else if let Some(ips) = resolved.get(&id) {
-                ips.clone()
-            } else {
-                let ips: Vec<u64> = stacks
-                    .lookup(&id.to_ne_bytes())?
-                    .map(|raw| {
-                        raw.chunks_exact(8)
-                            .map(|c| u64::from_ne_bytes(c.try_into().expect("8 bytes")))
-                            .take_while(|ip| *ip != 0)
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                resolved.insert(id, ips.clone());
-                ips
-            };
+            // A stack the store evicted shows as none; the count stays.
+            let walked = self.store.ips(k.u64(24)?)?.unwrap_or_default();
             out.push(LaunchCount {
                 pid: k.u32(0)?,
                 function: k.u32(4)? as u16,

@@ -28,7 +28,11 @@ pub use stacks::OffCpuStack;
 
 use crate::options::{OptionSpec, ProbeOptions};
 use crate::sched::{monotonic_ns, HookKind, Roles, SchedCounters, HOOK};
-use crate::stacks::{emit_interval, symbolizer, StackStore, DEBUG_INFO};
+use crate::stacks::python::PYTHON;
+use crate::stacks::{
+    emit_interval, symbolizer, Notifier, ProcessStacks, StackStore, UnwindMode, Walkers,
+    DEBUG_INFO, PROCESSES_MAP, PYTHON_STACKS, ROWS_MAP, UNWIND, USER_STACKS,
+};
 
 static OBJECT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/offcpu.bpf.o"));
 
@@ -57,7 +61,7 @@ const STACKS: OptionSpec = OptionSpec {
 };
 
 /// Options `offcpu` accepts besides `--pid`.
-pub const OPTIONS: &[OptionSpec] = &[MIN_US, MAX_US, STACKS, DEBUG_INFO, HOOK];
+pub const OPTIONS: &[OptionSpec] = &[MIN_US, MAX_US, STACKS, UNWIND, PYTHON, DEBUG_INFO, HOOK];
 
 /// How to run `offcpu`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,8 +72,12 @@ pub struct OffCpuConfig {
     pub min_us: u64,
     /// Longest off-CPU span counted, µs (`None`: no limit).
     pub max_us: Option<u64>,
-    /// Capacity of the stack trace map (distinct stacks).
+    /// Capacity of the stack tables (distinct kernel, user and Python stacks).
     pub stack_entries: u32,
+    /// How user stacks are walked.
+    pub unwind: UnwindMode,
+    /// Whether CPython frames are walked too.
+    pub python: bool,
     /// The plugin symbolizes with DWARF (inlined frames, source lines); off, from symbol
     /// tables only (see [`ProfileConfig::debug_info`](crate::profile::ProfileConfig)).
     pub debug_info: bool,
@@ -84,6 +92,8 @@ impl Default for OffCpuConfig {
             min_us: 1,
             max_us: None,
             stack_entries: 16384,
+            unwind: UnwindMode::Cfi,
+            python: true,
             debug_info: true,
             hook: HookKind::Auto,
         }
@@ -100,6 +110,8 @@ impl OffCpuConfig {
             min_us: options.get(&MIN_US)?,
             max_us: (max_us != 0).then_some(max_us),
             stack_entries: options.get(&STACKS)?,
+            unwind: options.get(&UNWIND)?,
+            python: options.get(&PYTHON)?,
             debug_info: options.get(&DEBUG_INFO)?,
             hook: options.get(&HOOK)?,
         };
@@ -134,6 +146,11 @@ pub struct OffCpu {
     stacks: MapView,
     counters: MapView,
     store: StackStore,
+    /// The stack walkers' processes; `None` when neither walker is on.
+    walkers: Option<ProcessStacks>,
+    /// Hands each pid seen to `walkers` (all tasks: each new one is registered).
+    notify: Option<Notifier>,
+    pid: Option<u32>,
     programs: Vec<String>,
     /// Off-CPU time of each entry already handed out by [`take`](Self::take).
     taken_ns: HashMap<EntryKey, u64>,
@@ -149,7 +166,18 @@ impl OffCpu {
     pub fn start(config: &OffCpuConfig) -> Result<Self> {
         config.validate()?;
         let roles = Roles::new(&ROLES, config.hook);
-        let builder = ObjectBuilder::from_bytes(OBJECT)
+        let walkers = Walkers {
+            cfi: config.unwind == UnwindMode::Cfi,
+            python: config.python,
+        };
+        let mut builder = ObjectBuilder::from_bytes(OBJECT);
+        if !walkers.cfi {
+            // The tables stay empty: keep their maps at one entry, not megabytes.
+            builder = builder
+                .max_entries(ROWS_MAP, 1)
+                .max_entries(PROCESSES_MAP, 1);
+        }
+        let builder = builder
             .global("coolbpf_filter_tgid", &config.pid.unwrap_or(0))
             .global("min_block_ns", &config.min_us.saturating_mul(1000))
             .global(
@@ -158,14 +186,28 @@ impl OffCpu {
                     .max_us
                     .map_or(u64::MAX, |max| max.saturating_mul(1000)),
             )
-            .max_entries("stacks", config.stack_entries);
+            .global("unwind_cfi", &u8::from(walkers.cfi))
+            .global("python_frames", &u8::from(walkers.python))
+            .max_entries("stacks", config.stack_entries)
+            .max_entries(USER_STACKS, config.stack_entries)
+            .max_entries(PYTHON_STACKS, (config.stack_entries / 4).max(1));
         let mut object = roles.configure(builder).load()?;
+        // Registered before the program runs, so the first stacks are walked right.
+        let walkers = match (walkers.cfi || walkers.python, config.pid) {
+            (false, _) => None,
+            (true, Some(pid)) => Some(ProcessStacks::for_process(&object, walkers, pid)?),
+            (true, None) => Some(ProcessStacks::for_all(&object, walkers)?),
+        };
+        let notify = walkers.as_ref().map(ProcessStacks::notifier);
         let programs = roles.attach(&mut object)?;
         Ok(Self {
             counts: object.map("offcpu")?,
             stacks: object.map("stacks")?,
             counters: object.map("sched_counters")?,
             store: StackStore::of(&object)?,
+            walkers,
+            notify,
+            pid: config.pid,
             object,
             programs,
             taken_ns: HashMap::new(),
@@ -195,8 +237,15 @@ impl OffCpu {
     /// a profile of raw stacks, weights in microseconds. Growth under a microsecond waits
     /// until it adds up to one, so nothing is lost to rounding.
     pub fn take(&mut self) -> Result<Profile> {
+        if let (Some(walkers), Some(pid)) = (&self.walkers, self.pid) {
+            // Libraries the process loaded since get their tables.
+            walkers.refresh(pid)?;
+        }
         let mut profile = Profile::new();
         for stack in self.stacks()? {
+            if let Some(notify) = &mut self.notify {
+                notify.saw(stack.pid);
+            }
             let key = (
                 stack.pid,
                 stack.tid,

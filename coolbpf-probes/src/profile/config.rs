@@ -7,7 +7,7 @@ use coolbpf_core::{Error, PerfEventKind, Result};
 
 use crate::options::{OptionSpec, ProbeOptions};
 use crate::stacks::python::PYTHON;
-use crate::stacks::DEBUG_INFO;
+use crate::stacks::{UnwindMode, DEBUG_INFO, UNWIND};
 
 use super::NAME;
 
@@ -50,12 +50,6 @@ const USER: OptionSpec = OptionSpec {
     help: "capture user stacks (true or false)",
     default: "true",
 };
-const UNWIND: OptionSpec = OptionSpec {
-    name: "unwind",
-    help: "how user stacks are walked: cfi (CFI tables in the kernel, frame pointers where \
-           a file has none) or fp (frame pointers only, as perf's default)",
-    default: "cfi",
-};
 const BUFFER_KB: OptionSpec = OptionSpec {
     name: "buffer_kb",
     help: "ring buffer size in KiB, a power of two >= 4; 0 sizes it from the rate and CPUs",
@@ -66,33 +60,6 @@ const BUFFER_KB: OptionSpec = OptionSpec {
 pub const OPTIONS: &[OptionSpec] = &[
     FREQ, EVENT, CGROUP, IDLE, KERNEL, USER, UNWIND, DEBUG_INFO, PYTHON, BUFFER_KB,
 ];
-
-/// How user stacks are walked.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum UnwindMode {
-    /// By CFI tables compiled from each file's `.eh_frame`, in the kernel
-    /// (`coolbpf/unwind.bpf.h`), with frame-pointer steps where no table covers the pc.
-    #[default]
-    Cfi,
-    /// By frame pointers only (`bpf_get_stack`): code built without them shows its
-    /// innermost frame and then stops or goes astray.
-    FramePointers,
-}
-
-impl std::str::FromStr for UnwindMode {
-    type Err = Error;
-
-    fn from_str(text: &str) -> Result<Self> {
-        match text {
-            "cfi" => Ok(Self::Cfi),
-            "fp" => Ok(Self::FramePointers),
-            other => Err(Error::InvalidArgument(format!(
-                "option unwind={other}: {}",
-                UNWIND.help
-            ))),
-        }
-    }
-}
 
 /// How to run the profiler.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -47,7 +47,7 @@
 //!
 //! # User stacks
 //!
-//! User stacks are walked by CFI by default ([`UnwindMode::Cfi`], option `unwind=cfi`):
+//! User stacks are walked by CFI by default ([`UnwindMode::Cfi`](crate::stacks::UnwindMode::Cfi), option `unwind=cfi`):
 //! each process's executable files get unwind tables compiled from their `.eh_frame`
 //! ([`crate::stacks::NativeUnwinder`]), and the BPF program walks them frame by frame,
 //! taking frame-pointer steps where no table covers the pc (each one counted as
@@ -88,10 +88,9 @@ mod reader;
 mod sample;
 mod session;
 mod sink;
-mod unwinding;
 
 pub use cgroup::cgroup_id;
-pub use config::{ProfileConfig, UnwindMode, DEFAULT_INTERVAL, OPTIONS};
+pub use config::{ProfileConfig, DEFAULT_INTERVAL, OPTIONS};
 pub use plugin::ProfilePlugin;
 pub use profiler::Profiler;
 pub use sample::MAX_DEPTH;

@@ -12,14 +12,12 @@ use coolbpf_core::{
 };
 use coolbpf_symbolize::Profile;
 
-use crate::stacks::python::PythonStacks;
-
 use super::cgroup::cgroup_id;
 use super::reader::SampleReader;
 use super::sample::RawSample;
-use super::unwinding::Unwinding;
-use super::{ProfileConfig, UnwindMode};
-use crate::stacks::{UnwindStats, PROCESSES_MAP, ROWS_MAP};
+use super::ProfileConfig;
+use crate::stacks::UnwindMode;
+use crate::stacks::{ProcessStacks, UnwindStats, Walkers, PROCESSES_MAP, ROWS_MAP};
 
 static OBJECT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/profile.bpf.o"));
 
@@ -41,22 +39,10 @@ struct Shared {
     profile: Mutex<Profile>,
     samples: AtomicU64,
     last_ts_ns: AtomicU64,
-    /// The Python walk's processes; in all-CPU mode each new pid is registered by the
-    /// consumer as its first sample arrives.
-    python: Option<Mutex<PythonStacks>>,
-    register_each_pid: bool,
 }
 
 impl Shared {
     fn add(&self, raw: RawSample) {
-        if let (true, Some(python)) = (self.register_each_pid, &self.python) {
-            // A failure is kept by the registry (PythonStacks::failures): that process
-            // is profiled without Python frames.
-            let _ = python
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .register_once(raw.sample.pid);
-        }
         self.samples.fetch_add(1, Ordering::Relaxed);
         self.last_ts_ns.fetch_max(raw.ts_ns, Ordering::Relaxed);
         self.lock().add(raw.sample);
@@ -77,7 +63,9 @@ impl Shared {
 pub struct Profiler {
     // Field order is drop order: the reader stops before the object unloads.
     reader: SampleReader,
-    unwinding: Option<Unwinding>,
+    /// The stack walkers' processes (CFI tables, CPython offsets); `None` when neither
+    /// walker is on.
+    stacks: Option<ProcessStacks>,
     object: BpfObject,
     shared: Arc<Shared>,
     event: PerfEventKind,
@@ -131,36 +119,24 @@ impl Profiler {
             .global("wakeup_bytes", &u64::from(ring / 4))
             .max_entries(RING, ring)
             .load()?;
-        let unwinding = match (cfi, config.pid) {
+        let walkers = Walkers { cfi, python };
+        let stacks = match (cfi || python, config.pid) {
             (false, _) => None,
-            (true, Some(pid)) => Some(Unwinding::for_process(&object, pid)?),
-            (true, None) => Some(Unwinding::for_all(&object)?),
+            (true, Some(pid)) => Some(ProcessStacks::for_process(&object, walkers, pid)?),
+            (true, None) => Some(ProcessStacks::for_all(&object, walkers)?),
         };
-        let mut notify = unwinding.as_ref().map(Unwinding::notifier);
-        let mut python_stacks = if python {
-            Some(PythonStacks::new(&object)?)
-        } else {
-            None
-        };
-        if let (Some(stacks), Some(pid)) = (&mut python_stacks, config.pid) {
-            // Kept in the registry's failures: the profile goes on without Python frames.
-            let _ = stacks.register(pid);
-        }
-        let shared = Arc::new(Shared {
-            python: python_stacks.map(Mutex::new),
-            register_each_pid: config.pid.is_none(),
-            ..Shared::default()
-        });
+        let mut notify = stacks.as_ref().map(ProcessStacks::notifier);
+        let shared = Arc::new(Shared::default());
         let sink = Arc::clone(&shared);
         let reader = SampleReader::start(&object.map(RING)?, move |raw: RawSample| {
             if let Some(notify) = notify.as_mut() {
-                notify(raw.sample.pid);
+                notify.saw(raw.sample.pid);
             }
             sink.add(raw);
         })?;
         let mut profiler = Self {
             reader,
-            unwinding,
+            stacks,
             object,
             shared,
             event: PerfEventKind::CpuClock,
@@ -257,15 +233,15 @@ impl Profiler {
     /// loaded since start get their tables (the plugin and `coolbpf profile` call this
     /// every interval). Otherwise this does nothing.
     pub fn refresh_unwinding(&self) -> Result<()> {
-        match (&self.unwinding, self.pid) {
-            (Some(unwinding), Some(pid)) => unwinding.refresh(pid),
+        match (&self.stacks, self.pid) {
+            (Some(stacks), Some(pid)) => stacks.refresh(pid),
             _ => Ok(()),
         }
     }
 
     /// What CFI unwinding has registered and compiled; `None` with `unwind=fp`.
     pub fn unwind_stats(&self) -> Option<UnwindStats> {
-        self.unwinding.as_ref().map(Unwinding::stats)
+        self.stacks.as_ref().and_then(ProcessStacks::unwind_stats)
     }
 
     /// The loaded BPF object (its maps and programs, e.g. for run-time statistics).
@@ -277,12 +253,9 @@ impl Profiler {
     /// CPython, a process that exited before it was registered); empty with `python`
     /// off.
     pub fn python_failures(&self) -> Vec<(u32, String)> {
-        self.shared.python.as_ref().map_or_else(Vec::new, |p| {
-            p.lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .failures()
-                .to_vec()
-        })
+        self.stacks
+            .as_ref()
+            .map_or_else(Vec::new, ProcessStacks::python_failures)
     }
 
     /// The event sampled on.

@@ -5,6 +5,8 @@
 pub const ROWS_MAP: &str = "coolbpf_unwind_rows";
 /// The per-process hash (tgid -> `struct coolbpf_unwind_process`).
 pub const PROCESSES_MAP: &str = "coolbpf_unwind_processes";
+/// The map of processes unwound before they were registered (tgid -> first seen).
+pub const WANTED_MAP: &str = "coolbpf_unwind_wanted";
 /// Executable mappings one process entry holds (`COOLBPF_UNWIND_MAX_MAPPINGS`).
 pub const MAX_MAPPINGS: usize = 128;
 

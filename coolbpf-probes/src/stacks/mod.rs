@@ -15,6 +15,8 @@
 //!
 //! - [`python`]: CPython frames, registered per process with any BPF object that
 //!   includes `coolbpf/python.bpf.h`.
+//! - [`ProcessStacks`]: both walkers' processes for one object, registered before their
+//!   samples (one process at start, or every new pid a probe sees).
 //!
 //! # Wiring a probe to it
 //!
@@ -36,33 +38,27 @@
 mod files;
 mod layout;
 mod native;
+mod options;
+mod processes;
 pub mod python;
 mod records;
 mod store;
 
-pub use layout::{MAX_MAPPINGS, PROCESSES_MAP, ROWS_MAP};
+pub use layout::{MAX_MAPPINGS, PROCESSES_MAP, ROWS_MAP, WANTED_MAP};
 pub use native::{NativeUnwinder, Registration, UnwindStats};
+pub use options::UnwindMode;
+pub(crate) use options::{DEBUG_INFO, UNWIND};
+pub use processes::{Notifier, ProcessStacks, Walkers};
 pub use records::{profile_from_records, stack_from_record, stack_record};
-pub use store::StackStore;
+pub use store::{StackStore, PYTHON_STACKS, USER_STACKS};
 
 use coolbpf_core::Record;
 use coolbpf_symbolize::profile::{Profile, StackResolver};
 use coolbpf_symbolize::Symbolizer;
 
-use crate::options::OptionSpec;
-
 /// Heap bytes a probe's symbolizer may keep in parsed files and DWARF units: enough for
 /// the hot binaries of a machine, small next to what it profiles.
 pub const SYMBOLIZER_CACHE_BYTES: usize = 32 << 20;
-
-/// The option of every probe that names stacks: DWARF (inlined frames, source lines) or
-/// symbol tables only.
-pub(crate) const DEBUG_INFO: OptionSpec = OptionSpec {
-    name: "debug_info",
-    help: "read DWARF for inlined frames and source lines (true or false; false names \
-           frames from symbol tables only, far cheaper on large binaries)",
-    default: "true",
-};
 
 /// The symbolizer of the probes that take stacks: a bounded cache, and DWARF only when
 /// `debug_info` is asked for.

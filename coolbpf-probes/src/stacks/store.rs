@@ -5,9 +5,10 @@
 use coolbpf_core::{BpfObject, MapView, Result};
 use coolbpf_symbolize::PythonFrame;
 
-/// Map names the header defines.
-const USER_STACKS: &str = "coolbpf_user_stacks";
-const PYTHON_STACKS: &str = "coolbpf_python_stacks";
+/// The native user stacks map.
+pub const USER_STACKS: &str = "coolbpf_user_stacks";
+/// The CPython stacks map.
+pub const PYTHON_STACKS: &str = "coolbpf_python_stacks";
 /// `struct coolbpf_stored_*`: a u32 count and 4 bytes of padding before the words.
 const HEADER: usize = 8;
 /// The `flags` bit of an entry frame (`COOLBPF_PYTHON_FRAME_ENTRY`).
@@ -35,7 +36,10 @@ impl StackStore {
         if id == 0 {
             return Ok(Some(Vec::new()));
         }
-        Ok(self.user.lookup(&id.to_ne_bytes())?.map(|raw| words(&raw, 1)))
+        Ok(self
+            .user
+            .lookup(&id.to_ne_bytes())?
+            .map(|raw| words(&raw, 1)))
     }
 
     /// The CPython frames `id` names, innermost first; as [`ips`](Self::ips).
@@ -91,8 +95,15 @@ mod tests {
 
     #[test]
     fn native_stacks_end_at_their_count() {
-        assert_eq!(words(&stored(2, &[0x10, 0x20, 0x30], 127), 1), vec![0x10, 0x20]);
-        assert_eq!(words(&stored(500, &[1], 127), 1).len(), 127, "a bad count is bounded");
+        assert_eq!(
+            words(&stored(2, &[0x10, 0x20, 0x30], 127), 1),
+            vec![0x10, 0x20]
+        );
+        assert_eq!(
+            words(&stored(500, &[1], 127), 1).len(),
+            127,
+            "a bad count is bounded"
+        );
         assert!(words(&[1, 0], 1).is_empty());
     }
 
