@@ -63,8 +63,8 @@ pub enum Measured {
 /// The probe a session runs.
 #[derive(Debug)]
 enum Running {
-    OnCpu(Profiler),
-    OffCpu(OffCpu),
+    OnCpu(Box<Profiler>),
+    OffCpu(Box<OffCpu>),
 }
 
 /// A running profile: its probe, its resolver and every sample so far.
@@ -170,10 +170,14 @@ impl ProfileSession {
                     frequency: config.frequency,
                     event: profiler.event(),
                 };
-                (Running::OnCpu(profiler), measured, config.debug_info)
+                (
+                    Running::OnCpu(Box::new(profiler)),
+                    measured,
+                    config.debug_info,
+                )
             }
             ProfileKind::OffCpu(config) => (
-                Running::OffCpu(OffCpu::start(&config)?),
+                Running::OffCpu(Box::new(OffCpu::start(&config)?)),
                 Measured::OffCpu,
                 config.debug_info,
             ),

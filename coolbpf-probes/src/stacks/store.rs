@@ -109,7 +109,7 @@ mod tests {
 
     #[test]
     fn python_stacks_hold_two_words_a_frame() {
-        let raw = stored(1, &[0xc0de, (1 << 32) | 42], 256);
-        assert_eq!(words(&raw, 2), vec![0xc0de, (1 << 32) | 42]);
+        let raw = stored(1, &[0xc0de, (1 << 32) | 0x2a], 256);
+        assert_eq!(words(&raw, 2), vec![0xc0de, (1 << 32) | 0x2a]);
     }
 }

@@ -20,7 +20,7 @@ pub const DEFAULT_CAPACITY: usize = 65_536;
 /// and reading it again costs as much as the first time).
 pub type CachedCode = Result<Arc<CodeInfo>, Arc<str>>;
 
-/// See the [module docs](self).
+/// See the module documentation of `coolbpf_symbolize::python`.
 #[derive(Debug)]
 pub struct CodeCache {
     entries: HashMap<(u32, u64), CachedCode>,

@@ -56,7 +56,7 @@ pub struct DebugOffsets {
 }
 
 impl DebugOffsets {
-    /// Parses the first [`WORDS`] words of `_PyRuntime` (at least `WORDS * 8` bytes).
+    /// Parses the first words of `_PyRuntime` (the layout this module reads).
     pub fn parse(bytes: &[u8]) -> Result<Self, PythonError> {
         if bytes.len() < WORDS * 8 {
             return Err(PythonError::malformed(

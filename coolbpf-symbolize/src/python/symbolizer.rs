@@ -32,7 +32,7 @@ pub fn python_frame(code: &CodeInfo, offset: u32) -> Frame {
     }
 }
 
-/// Names the Python frames of many processes; see the [module docs](self).
+/// Names the Python frames of many processes, each code object once per process.
 #[derive(Debug, Default)]
 pub struct PythonSymbolizer {
     /// Opened processes, or why not (kept: a process that exited stays gone).
