@@ -6,6 +6,7 @@
 //! polled every 100 ms), so that no reader ever waits on a table being compiled.
 
 use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -55,8 +56,9 @@ impl Registries {
         }
     }
 
-    /// Registers every process the BPF side asked for, and takes it off the list.
-    fn register_wanted(&mut self) {
+    /// Registers every process the BPF side asked for, and takes it off the list; stops
+    /// between processes once `stop` is set.
+    fn register_wanted(&mut self, stop: &AtomicBool) {
         let Some(wanted) = &self.wanted else {
             return;
         };
@@ -64,6 +66,9 @@ impl Registries {
             return;
         };
         for (key, _) in entries {
+            if stop.load(Ordering::Relaxed) {
+                return;
+            }
             if let Ok(pid) = <[u8; 4]>::try_from(key.as_slice()).map(u32::from_ne_bytes) {
                 self.register(pid);
             }
@@ -98,6 +103,9 @@ impl Notifier {
 pub struct ProcessStacks {
     registries: Arc<Mutex<Registries>>,
     sender: Option<Sender<u32>>,
+    /// Tells the thread to end: notifiers handed out keep the channel open, so its
+    /// closing cannot be the signal.
+    stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -116,6 +124,7 @@ impl ProcessStacks {
         Ok(Self {
             registries: Arc::new(Mutex::new(registries)),
             sender: None,
+            stop: Arc::new(AtomicBool::new(false)),
             thread: None,
         })
     }
@@ -126,13 +135,16 @@ impl ProcessStacks {
         let registries = Arc::new(Mutex::new(Self::registries(object, walkers)?));
         let (sender, receiver) = crossbeam_channel::bounded(QUEUE);
         let shared = Arc::clone(&registries);
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopped = Arc::clone(&stop);
         let thread = std::thread::Builder::new()
             .name("coolbpf-stacks".into())
-            .spawn(move || register_loop(&shared, &receiver))
+            .spawn(move || register_loop(&shared, &receiver, &stopped))
             .map_err(|e| Error::io("cannot start the stack registration thread", e))?;
         Ok(Self {
             registries,
             sender: Some(sender),
+            stop,
             thread: Some(thread),
         })
     }
@@ -188,7 +200,8 @@ impl ProcessStacks {
 
 impl Drop for ProcessStacks {
     fn drop(&mut self) {
-        // Closing the channel ends the thread.
+        // The thread sees the flag within a poll (or after the registration it is in).
+        self.stop.store(true, Ordering::Relaxed);
         self.sender = None;
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
@@ -202,12 +215,12 @@ fn lock(registries: &Mutex<Registries>) -> MutexGuard<'_, Registries> {
     registries.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-fn register_loop(registries: &Mutex<Registries>, pids: &Receiver<u32>) {
+fn register_loop(registries: &Mutex<Registries>, pids: &Receiver<u32>, stop: &AtomicBool) {
     let mut last_forget = Instant::now();
-    loop {
+    while !stop.load(Ordering::Relaxed) {
         match pids.recv_timeout(POLL_WANTED) {
             Ok(pid) => lock(registries).register(pid),
-            Err(RecvTimeoutError::Timeout) => lock(registries).register_wanted(),
+            Err(RecvTimeoutError::Timeout) => lock(registries).register_wanted(stop),
             Err(RecvTimeoutError::Disconnected) => return,
         }
         if last_forget.elapsed() >= FORGET_EVERY {
