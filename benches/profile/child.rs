@@ -77,8 +77,16 @@ pub fn main(limit: &str) -> io::Result<()> {
         }
         profiler.stop().map_err(io::Error::other)?;
         all.extend(profiler.take_profile().map_err(io::Error::other)?.samples());
+        let unwind = profiler.unwind_stats().map_or_else(String::new, |u| {
+            format!(
+                " unwind: {} processes, {} files, compiled in {} ms",
+                u.processes,
+                u.files,
+                u.compile_time.as_millis()
+            )
+        });
         println!(
-            "samples {} stacks {} (not symbolized)",
+            "samples {} stacks {} (not symbolized){unwind}",
             all.total_weight(),
             all.len()
         );
@@ -94,10 +102,22 @@ pub fn main(limit: &str) -> io::Result<()> {
     while running() {
         session.tick().map_err(io::Error::other)?;
     }
+    let unwind = session
+        .profiler()
+        .and_then(Profiler::unwind_stats)
+        .map_or_else(String::new, |u| {
+            format!(
+                " unwind: {} processes, {} files, {} rows, compiled in {} ms",
+                u.processes,
+                u.files,
+                u.rows_used,
+                u.compile_time.as_millis()
+            )
+        });
     let result = session.finish().map_err(io::Error::other)?;
     let folded = result.profile.folded();
     println!(
-        "samples {} lost {} stacks {} folded_bytes {}",
+        "samples {} lost {} stacks {} folded_bytes {}{unwind}",
         result.samples,
         result.losses.kernel.ringbuf_reserve,
         result.profile.stacks().len(),

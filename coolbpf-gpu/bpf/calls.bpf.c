@@ -305,6 +305,9 @@ static __always_inline __u64 stream_of(struct pt_regs *ctx, __u64 cookie)
  * (kernels before 6.11), so the launch key must carry it. */
 const volatile bool launch_key_caller = true;
 
+/* Set by userspace: keep each process's last launches (the hang watchdog reads them). */
+const volatile __u8 keep_recent = 1;
+
 /* This runs on every launch: the cheap way first (lookups that hit), the initialisations
  * only for a key or a process seen for the first time. */
 static __always_inline void count_launch(struct pt_regs *ctx, __u64 cookie)
@@ -342,6 +345,8 @@ static __always_inline void count_launch(struct pt_regs *ctx, __u64 cookie)
 		__sync_fetch_and_add(&value->count, 1);
 		value->last_ns = now;
 	}
+	if (!keep_recent)
+		return;
 	ring = bpf_map_lookup_elem(&recent, &pid);
 	if (!ring) {
 		empty = bpf_map_lookup_elem(&recent_zero, &(__u32){ 0 });

@@ -65,7 +65,7 @@ struct coolbpf_unwind_mapping {
 
 struct coolbpf_unwind_process {
 	__u32 count;      /* mappings used, sorted by start */
-	__u32 pad;
+	__u32 generation; /* changes when the mappings do (keys the row cache) */
 	struct coolbpf_unwind_mapping mappings[COOLBPF_UNWIND_MAX_MAPPINGS];
 };
 
@@ -96,6 +96,24 @@ struct {
 	__type(value, __u64);
 } coolbpf_unwind_wanted SEC(".maps");
 
+/* The row found for a pc of a process, so that a pc seen again (a hot loop, a call site
+ * launched from a million times) costs one hash lookup instead of two binary searches.
+ * Keyed by the process's mappings generation: a registration that changes them makes
+ * the old entries unreachable (the LRU ages them out). A pc with no row (no mapping, no
+ * table) is cached too, as a NO_INFO row. */
+struct coolbpf_unwind_cache_key {
+	__u32 tgid;
+	__u32 generation;
+	__u64 pc;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, struct coolbpf_unwind_cache_key);
+	__type(value, struct coolbpf_unwind_row);
+} coolbpf_unwind_row_cache SEC(".maps");
+
 struct coolbpf_unwind_frames {
 	__u64 ips[COOLBPF_UNWIND_MAX_FRAMES + 1];
 };
@@ -115,6 +133,7 @@ struct coolbpf_unwind_state {
 	struct coolbpf_unwind_frames *frames;
 	__u32 count;
 	__u32 max;
+	__u32 tgid;
 	__u8 bp_known;
 };
 
@@ -219,6 +238,21 @@ static __always_inline bool coolbpf_unwind_read(__u64 *out, __u64 addr)
 	return true;
 }
 
+/* Reads two adjacent u64s of user memory in one read (a frame's saved rbp and return
+ * address sit side by side in most frames); false (and a READ loss) on a fault. */
+static __always_inline bool coolbpf_unwind_read2(__u64 *low, __u64 *high, __u64 addr)
+{
+	__u64 words[2];
+
+	if (bpf_probe_read_user(words, sizeof(words), (void *)addr)) {
+		coolbpf_count_loss(COOLBPF_LOSS_READ);
+		return false;
+	}
+	*low = words[0];
+	*high = words[1];
+	return true;
+}
+
 /* One frame: record the pc, find the caller. Returns 1 to end the walk. */
 static long coolbpf_unwind_frame(__u64 index, void *ctx)
 {
@@ -246,10 +280,23 @@ static long coolbpf_unwind_frame(__u64 index, void *ctx)
 	/* A caller's return address may be just past its function (a call as the last
 	 * instruction): its row is the one of the call itself. */
 	lookup = n ? st->ip - 1 : st->ip;
-	if (st->process)
-		m = coolbpf_unwind_find_mapping(st->process, lookup);
-	if (m)
-		row = coolbpf_unwind_find_row(m, lookup);
+	if (st->process) {
+		struct coolbpf_unwind_cache_key key = {
+			.tgid = st->tgid,
+			.generation = st->process->generation,
+			.pc = lookup,
+		};
+		struct coolbpf_unwind_row none = {};
+
+		row = bpf_map_lookup_elem(&coolbpf_unwind_row_cache, &key);
+		if (!row) {
+			m = coolbpf_unwind_find_mapping(st->process, lookup);
+			if (m)
+				row = coolbpf_unwind_find_row(m, lookup);
+			bpf_map_update_elem(&coolbpf_unwind_row_cache, &key, row ? row : &none,
+					    BPF_ANY);
+		}
+	}
 	if (row) {
 		kind = row->kinds & 0xf;
 		rbp_kind = row->kinds >> 4;
@@ -270,7 +317,11 @@ static long coolbpf_unwind_frame(__u64 index, void *ctx)
 	default:
 		break;
 	}
-	if (cfa) {
+	if (cfa && rbp_kind == COOLBPF_UNWIND_RBP_CFA_OFFSET && row->rbp_offset == -2) {
+		/* `push rbp` first thing: rbp at CFA-16, beside the return address. */
+		if (!coolbpf_unwind_read2(&bp, &ra, cfa - 16))
+			return 1;
+	} else if (cfa) {
 		if (!coolbpf_unwind_read(&ra, cfa - 8))
 			return 1;
 		if (rbp_kind == COOLBPF_UNWIND_RBP_CFA_OFFSET) {
@@ -284,7 +335,7 @@ static long coolbpf_unwind_frame(__u64 index, void *ctx)
 		coolbpf_count_loss(COOLBPF_LOSS_UNWIND_FALLBACK);
 		if (!st->bp_known || !st->bp)
 			return 1;
-		if (!coolbpf_unwind_read(&ra, st->bp + 8) || !coolbpf_unwind_read(&bp, st->bp))
+		if (!coolbpf_unwind_read2(&bp, &ra, st->bp))
 			return 1;
 		cfa = st->bp + 16;
 		st->bp_known = 1;
@@ -311,11 +362,14 @@ static __always_inline __u32 coolbpf_unwind_user(struct pt_regs *regs, __u64 *ip
 	st.frames = bpf_map_lookup_elem(&coolbpf_unwind_scratch, &zero);
 	if (!st.frames || !regs)
 		return 0;
-	st.ip = BPF_CORE_READ(regs, ip);
-	st.sp = BPF_CORE_READ(regs, sp);
-	st.bp = BPF_CORE_READ(regs, bp);
+	/* Direct loads (a uprobe's ctx, or the task's pt_regs from bpf_task_pt_regs, a BTF
+	 * pointer): no helper call per register. */
+	st.ip = regs->ip;
+	st.sp = regs->sp;
+	st.bp = regs->bp;
 	st.bp_known = 1;
 	st.max = max;
+	st.tgid = tgid;
 	st.process = bpf_map_lookup_elem(&coolbpf_unwind_processes, &tgid);
 	if (!st.process) {
 		__u64 now = bpf_ktime_get_ns();

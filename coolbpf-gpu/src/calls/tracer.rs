@@ -100,7 +100,7 @@ pub struct CallTracer {
 impl CallTracer {
     /// Loads the object and attaches it to each of `functions`, recording the calls of
     /// process `pid` only (or of every process mapping the file); records arrive by
-    /// `delivery`. Functions that cannot be attached are listed in
+    /// `delivery`; `keep_recent` keeps each process's last launches ([`recent`](Self::recent)). Functions that cannot be attached are listed in
     /// [`missing`](Self::missing); when none of several can, it is an error that says
     /// why. No function at all is allowed: a tracer that waits for libraries to come
     /// ([`attach`](Self::attach)).
@@ -108,6 +108,7 @@ impl CallTracer {
         functions: &[TracedFunction],
         pid: Option<u32>,
         buffer_kb: u32,
+        keep_recent: bool,
         delivery: Delivery<CallRecord>,
     ) -> Result<Self> {
         let object = ObjectBuilder::from_bytes(OBJECT)
@@ -116,6 +117,7 @@ impl CallTracer {
             // pointer is read only for the frame-pointer steps of older kernels.
             .global("launch_key_caller", &!kernel_adds_entry_caller())
             .global("unwind_cfi", &1u8)
+            .global("keep_recent", &u8::from(keep_recent))
             .max_entries("events", buffer_kb * 1024)
             // Launch stacks are native only: no CPython stack store.
             .max_entries(PYTHON_STACKS, 1)

@@ -95,6 +95,8 @@ impl CudaConfig {
         Ok(Self {
             trace: TraceConfig {
                 launch_events: events,
+                // Only the hang watchdog reads them.
+                recent_launches: false,
                 ..trace_config(options, Vec::new())?
             },
             events,
@@ -112,6 +114,7 @@ pub fn trace_config(options: &ProbeOptions, watch: Vec<(PathBuf, String)>) -> Re
         watch,
         buffer_kb,
         launch_events: false,
+        recent_launches: true,
     })
 }
 

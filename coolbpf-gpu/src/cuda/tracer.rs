@@ -39,6 +39,10 @@ pub struct TraceConfig {
     pub buffer_kb: u32,
     /// Send every launch to userspace too, not only count it in the kernel.
     pub launch_events: bool,
+    /// Keep each process's last launches in the kernel, for the hang watchdog to name
+    /// the kernels on a stuck stream ([`CudaTracer::recent_launches`]); off, a launch
+    /// costs a map lookup and five stores less.
+    pub recent_launches: bool,
 }
 
 /// What is done with each call as it arrives, besides adding it to the state.
@@ -110,6 +114,7 @@ impl CudaTracer {
             &traced,
             config.pid,
             config.buffer_kb,
+            config.recent_launches,
             delivery,
         )?));
         let mut seen: std::collections::HashSet<(u64, u64)> =

@@ -145,6 +145,7 @@ pub fn diagnose(
         buffer_kb: 8192,
         // The gaps between launches need each launch's time.
         launch_events: true,
+        recent_launches: false,
     };
     let mut tracer = CudaTracer::start(&trace, on_call)?;
     let gpus = crate::nvml::Gpus::open().ok();

@@ -71,7 +71,7 @@ impl Nccl {
             let position = lock(&shared).add(function, &record);
             on_call(function, &record, position);
         });
-        let calls = CallTracer::start(&traced, config.pid, config.buffer_kb, delivery)?;
+        let calls = CallTracer::start(&traced, config.pid, config.buffer_kb, false, delivery)?;
         Ok(Self {
             calls,
             state,

@@ -27,11 +27,13 @@ pub(crate) struct MappingEntry {
 }
 
 /// The value of a process's entry: `mappings` (sorted by start, at most
-/// [`MAX_MAPPINGS`]) in the C layout.
-pub(crate) fn process_value(mappings: &[MappingEntry]) -> Vec<u8> {
+/// [`MAX_MAPPINGS`]) in the C layout, under `generation` (which tells the BPF side's row
+/// cache that the mappings changed).
+pub(crate) fn process_value(mappings: &[MappingEntry], generation: u32) -> Vec<u8> {
     let mut value = vec![0; PROCESS_BYTES];
     let count = mappings.len().min(MAX_MAPPINGS);
     value[0..4].copy_from_slice(&(count as u32).to_ne_bytes());
+    value[4..8].copy_from_slice(&generation.to_ne_bytes());
     for (i, m) in mappings.iter().take(count).enumerate() {
         let at = 8 + i * MAPPING_BYTES;
         value[at..at + 8].copy_from_slice(&m.start.to_ne_bytes());
@@ -56,7 +58,7 @@ mod tests {
             first_row: 7,
             row_count: 9,
         };
-        let value = process_value(&[m, m]);
+        let value = process_value(&[m, m], 7);
         assert_eq!(value.len(), 4104);
         assert_eq!(&value[0..4], &2u32.to_ne_bytes());
         assert_eq!(&value[8..16], &0x1000u64.to_ne_bytes());

@@ -1,7 +1,7 @@
 //! [`NativeUnwinder`]: registers processes with the CFI unwinder of any BPF object that
 //! includes `coolbpf/unwind.bpf.h`.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::time::Duration;
 
 use coolbpf_core::map::MapView;
@@ -76,6 +76,11 @@ pub struct NativeUnwinder {
     rows: RowStore,
     processes: MapView,
     registered: BTreeSet<u32>,
+    /// The mappings written for each registered process, and their generation: a
+    /// registration that finds them unchanged writes nothing, so the BPF side's row cache
+    /// stays valid.
+    written: HashMap<u32, (Vec<MappingEntry>, u32)>,
+    next_generation: u32,
     mappings_without_rows: u64,
     failed_registrations: u64,
 }
@@ -89,6 +94,8 @@ impl NativeUnwinder {
             rows: RowStore::new(rows, capacity),
             processes: object.map(PROCESSES_MAP)?,
             registered: BTreeSet::new(),
+            written: HashMap::new(),
+            next_generation: 1,
             mappings_without_rows: 0,
             failed_registrations: 0,
         })
@@ -147,8 +154,17 @@ impl NativeUnwinder {
         self.mappings_without_rows += registration.without_rows.len() as u64;
         // The process may have exited while its files were compiled: an entry for a
         // dead pid is harmless (pids are reused only after a wrap) and forgotten later.
-        self.processes
-            .update(&pid.to_ne_bytes(), &process_value(&entries))?;
+        if self
+            .written
+            .get(&pid)
+            .is_none_or(|(known, _)| *known != entries)
+        {
+            let generation = self.next_generation;
+            self.next_generation = self.next_generation.wrapping_add(1).max(1);
+            self.processes
+                .update(&pid.to_ne_bytes(), &process_value(&entries, generation))?;
+            self.written.insert(pid, (entries, generation));
+        }
         self.registered.insert(pid);
         Ok(registration)
     }
@@ -167,6 +183,7 @@ impl NativeUnwinder {
     /// Removes `pid`'s entry (its files' rows stay, for other processes).
     pub fn forget(&mut self, pid: u32) {
         if self.registered.remove(&pid) {
+            self.written.remove(&pid);
             // Already gone from the map is as good as removed.
             let _ = self.processes.handle().delete(&pid.to_ne_bytes());
         }
