@@ -310,17 +310,14 @@ const volatile __u8 keep_recent = 1;
 
 /* This runs on every launch: the cheap way first (lookups that hit), the initialisations
  * only for a key or a process seen for the first time. */
-static __always_inline void count_launch(struct pt_regs *ctx, __u64 cookie)
+static __always_inline void count_launch(struct pt_regs *ctx, __u64 cookie, __u64 pid_tgid)
 {
-	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	struct launch_value *value, init = {};
 	struct recent_launches *ring, *empty;
 	struct launch_key key = {};
-	struct coolbpf_stack_scratch *stack;
 	__u32 pid = pid_tgid >> 32;
 	__u64 now = bpf_ktime_get_ns();
 	__u64 slot;
-	long bytes;
 
 	key.pid = pid;
 	key.function = cookie & 0xffff;
@@ -328,14 +325,7 @@ static __always_inline void count_launch(struct pt_regs *ctx, __u64 cookie)
 	if (launch_key_caller &&
 	    bpf_probe_read_user(&key.caller, sizeof(key.caller), (void *)PT_REGS_SP(ctx)))
 		key.caller = 0;
-	stack = coolbpf_stack_scratch_get();
-	if (stack) {
-		bytes = walk_user(ctx, stack->ips.ips);
-		if (bytes < 0 && bytes != -14 /* EFAULT: no user stack */)
-			coolbpf_count_loss(COOLBPF_LOSS_STACK);
-		stack->ips.nr = bytes > 0 ? (__u64)bytes / 8 : 0;
-		key.user_stack = coolbpf_store_ips(&stack->ips);
-	}
+	key.user_stack = coolbpf_store_ips_memo(coolbpf_user_stack_of(ctx, ctx, unwind_cfi, pid));
 	value = bpf_map_lookup_elem(&launches, &key);
 	if (!value) {
 		bpf_get_current_comm(init.comm, sizeof(init.comm));
@@ -367,14 +357,15 @@ static __always_inline void count_launch(struct pt_regs *ctx, __u64 cookie)
 SEC("uprobe")
 int call_entry(struct pt_regs *ctx)
 {
-	__u64 cookie = bpf_get_attach_cookie(ctx);
+	__u64 cookie = bpf_get_attach_cookie(ctx), pid_tgid = bpf_get_current_pid_tgid();
+	__u32 tgid = pid_tgid >> 32;
 	struct call_record *rec;
 	__u32 zero = 0;
 
-	if (!coolbpf_tgid_allowed(NULL))
+	if (coolbpf_filter_tgid && tgid != coolbpf_filter_tgid)
 		return 0;
 	if (cookie & CALL_AGGREGATE) {
-		count_launch(ctx, cookie);
+		count_launch(ctx, cookie, pid_tgid);
 		if (!(cookie & CALL_SEND))
 			return 0;
 	}

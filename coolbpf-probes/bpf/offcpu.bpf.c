@@ -88,28 +88,19 @@ static __always_inline __s32 capture(void *ctx, __u64 flags)
 /* The current task's user stack and CPython frames into the stack store. */
 static __always_inline void capture_user(void *ctx, __u32 tgid, __u32 tid, struct offcpu_start *start)
 {
-	struct coolbpf_stack_scratch *scratch = coolbpf_stack_scratch_get();
-	struct pt_regs *regs;
-	long bytes;
+	struct coolbpf_stack_scratch *scratch;
 
+	start->user_stack =
+		coolbpf_store_ips(coolbpf_user_stack(ctx, coolbpf_user_regs(), unwind_cfi));
+	if (!python_frames)
+		return;
+	scratch = coolbpf_stack_scratch_get();
 	if (!scratch)
 		return;
-	if (unwind_cfi) {
-		regs = coolbpf_user_regs();
-		scratch->ips.nr = regs ? coolbpf_unwind_user(regs, scratch->ips.ips, COOLBPF_STORED_IPS) : 0;
-	} else {
-		bytes = bpf_get_stack(ctx, scratch->ips.ips, sizeof(scratch->ips.ips), BPF_F_USER_STACK);
-		if (bytes < 0)
-			coolbpf_count_loss(COOLBPF_LOSS_STACK);
-		scratch->ips.nr = bytes > 0 ? (__u64)bytes / 8 : 0;
-	}
-	start->user_stack = coolbpf_store_ips(&scratch->ips);
-	if (python_frames) {
-		scratch->python.nr = coolbpf_python_walk(
-			tgid, tid, (struct coolbpf_python_frame *)scratch->python.words,
-			COOLBPF_STORED_PYTHON_FRAMES);
-		start->python_stack = coolbpf_store_python(&scratch->python);
-	}
+	scratch->python.nr = coolbpf_python_walk(tgid, tid,
+						 (struct coolbpf_python_frame *)scratch->python.words,
+						 COOLBPF_STORED_PYTHON_FRAMES);
+	start->python_stack = coolbpf_store_python(&scratch->python);
 }
 
 /* The current task (prev) leaves the CPU; `skip` kernel frames are tracing glue. */

@@ -23,8 +23,9 @@
 #define COOLBPF_STACKSTORE_BPF_H
 
 #include "coolbpf/coolbpf.bpf.h"
+#include "coolbpf/unwind.bpf.h"
 
-#define COOLBPF_STORED_IPS 127
+#define COOLBPF_STORED_IPS COOLBPF_UNWIND_MAX_FRAMES
 #define COOLBPF_STORED_PYTHON_FRAMES 128
 
 #ifndef COOLBPF_USER_STACKS_ENTRIES
@@ -34,12 +35,8 @@
 #define COOLBPF_PYTHON_STACKS_ENTRIES 4096
 #endif
 
-/* A native user stack: instruction pointers, innermost first. */
-struct coolbpf_stored_ips {
-	__u32 nr;
-	__u32 pad;
-	__u64 ips[COOLBPF_STORED_IPS];
-};
+/* A native user stack is kept as the unwinder leaves it (struct coolbpf_unwind_frames:
+ * `nr`, then the instruction pointers, innermost first), so a walk is stored in place. */
 
 /* CPython frames, innermost first, as coolbpf_python_walk() gives them (16 bytes each:
  * code object address, bytecode offset, flags). */
@@ -53,7 +50,7 @@ struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, COOLBPF_USER_STACKS_ENTRIES);
 	__type(key, __u64);
-	__type(value, struct coolbpf_stored_ips);
+	__type(value, struct coolbpf_unwind_frames);
 } coolbpf_user_stacks SEC(".maps");
 
 struct {
@@ -63,9 +60,8 @@ struct {
 	__type(value, struct coolbpf_stored_python);
 } coolbpf_python_stacks SEC(".maps");
 
-/* Where callers build a stack before storing it (too big for the BPF stack). */
+/* Where callers build CPython frames before storing them (too big for the BPF stack). */
 struct coolbpf_stack_scratch {
-	struct coolbpf_stored_ips ips;
 	struct coolbpf_stored_python python;
 };
 
@@ -101,18 +97,73 @@ static __always_inline __u64 coolbpf_hash_words(const __u64 *words, __u32 nr, __
 	return h ? h : 1;
 }
 
-/* Stores `stack` (if it is not stored yet) and returns its id; 0 for an empty stack. */
-static __always_inline __u64 coolbpf_store_ips(struct coolbpf_stored_ips *stack)
+/* Stores `stack` (if it is not stored yet) and returns its id; 0 for an empty stack (or
+ * none). */
+static __always_inline __u64 coolbpf_store_ips(struct coolbpf_unwind_frames *stack)
 {
 	__u64 id;
 
-	if (!stack->nr)
+	if (!stack || !stack->nr)
 		return 0;
 	if (stack->nr > COOLBPF_STORED_IPS)
 		stack->nr = COOLBPF_STORED_IPS;
 	id = coolbpf_hash_words(stack->ips, stack->nr, COOLBPF_STORED_IPS);
 	if (!bpf_map_lookup_elem(&coolbpf_user_stacks, &id))
 		bpf_map_update_elem(&coolbpf_user_stacks, &id, stack, BPF_ANY);
+	return id;
+}
+
+/* In front of the store, per CPU, for hooks that see the same stack again and again (a
+ * loop of kernel launches): the last stack stored and its id. A stack equal to it costs
+ * a compare instead of a hash and a map lookup. Every 64th hit looks the id up anyway,
+ * so that a stack the LRU evicted is stored again within 64 calls. */
+#define COOLBPF_STACK_MEMO_REFRESH 63
+
+struct coolbpf_stack_memo {
+	__u64 id;
+	__u32 hits;
+	__u32 pad;
+	struct coolbpf_unwind_frames frames;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct coolbpf_stack_memo);
+} coolbpf_stack_memo SEC(".maps");
+
+/* coolbpf_store_ips() through the per-CPU memo. */
+static __always_inline __u64 coolbpf_store_ips_memo(struct coolbpf_unwind_frames *stack)
+{
+	struct coolbpf_stack_memo *memo;
+	__u32 zero = 0, nr, i;
+	__u64 id;
+
+	if (!stack || !stack->nr)
+		return 0;
+	nr = stack->nr > COOLBPF_STORED_IPS ? COOLBPF_STORED_IPS : stack->nr;
+	memo = bpf_map_lookup_elem(&coolbpf_stack_memo, &zero);
+	if (!memo)
+		return coolbpf_store_ips(stack);
+	if (memo->id && memo->frames.nr == nr) {
+		for (i = 0; i < COOLBPF_STORED_IPS; i++) {
+			if (i >= nr || memo->frames.ips[i] != stack->ips[i])
+				break;
+		}
+		if (i >= nr && (++memo->hits & COOLBPF_STACK_MEMO_REFRESH))
+			return memo->id;
+	}
+	id = coolbpf_store_ips(stack);
+	if (id != memo->id || memo->frames.nr != nr) {
+		if (bpf_probe_read_kernel(memo->frames.ips, nr * sizeof(__u64), stack->ips)) {
+			memo->id = 0;
+			return id;
+		}
+		memo->frames.nr = nr;
+		memo->hits = 0;
+	}
+	memo->id = id;
 	return id;
 }
 

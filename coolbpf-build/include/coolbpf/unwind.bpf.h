@@ -114,7 +114,37 @@ struct {
 	__type(value, struct coolbpf_unwind_row);
 } coolbpf_unwind_row_cache SEC(".maps");
 
+/* In front of the row cache, per CPU: the row last used at each frame depth. A call site
+ * walked again and again (a loop of launches, a hot function sampled) finds its frames'
+ * rows here with an inlined array access and a compare, no hash. `check` ties the other
+ * words together: an entry half-written when another program on this CPU interrupted the
+ * write does not validate, and the walk takes the row cache instead. */
+#define COOLBPF_UNWIND_HOT_DEPTHS 32
+
+struct coolbpf_unwind_hot {
+	__u64 pc;
+	__u64 tag; /* tgid << 32 | mappings generation */
+	__u64 row; /* struct coolbpf_unwind_row, as one word */
+	__u64 check;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, COOLBPF_UNWIND_HOT_DEPTHS);
+	__type(key, __u32);
+	__type(value, struct coolbpf_unwind_hot);
+} coolbpf_unwind_hot SEC(".maps");
+
+static __always_inline __u64 coolbpf_unwind_hot_check(__u64 pc, __u64 tag, __u64 row)
+{
+	return (pc ^ (tag * 0x9e3779b97f4a7c15ULL) ^ (row * 0xc2b2ae3d27d4eb4fULL)) | 1;
+}
+
+/* A walked stack: `nr` instruction pointers, innermost first. The stack store
+ * (coolbpf/stackstore.bpf.h) keeps this very layout, so a walk is stored without a copy. */
 struct coolbpf_unwind_frames {
+	__u32 nr;
+	__u32 pad;
 	__u64 ips[COOLBPF_UNWIND_MAX_FRAMES + 1];
 };
 
@@ -266,6 +296,7 @@ static long coolbpf_unwind_frame(__u64 index, void *ctx)
 	 * instead of checking the callback once. */
 	__u64 n = index, cfa = 0, ra, bp = st->bp, lookup;
 	__u8 kind = COOLBPF_UNWIND_CFA_NO_INFO, rbp_kind = COOLBPF_UNWIND_RBP_UNSUPPORTED;
+	struct coolbpf_unwind_row hot_row = {};
 
 	if (!frames)
 		return 1;
@@ -281,20 +312,41 @@ static long coolbpf_unwind_frame(__u64 index, void *ctx)
 	 * instruction): its row is the one of the call itself. */
 	lookup = n ? st->ip - 1 : st->ip;
 	if (st->process) {
-		struct coolbpf_unwind_cache_key key = {
-			.tgid = st->tgid,
-			.generation = st->process->generation,
-			.pc = lookup,
-		};
-		struct coolbpf_unwind_row none = {};
+		__u32 depth = n & (COOLBPF_UNWIND_HOT_DEPTHS - 1);
+		__u64 tag = ((__u64)st->tgid << 32) | st->process->generation;
+		struct coolbpf_unwind_hot *hot = bpf_map_lookup_elem(&coolbpf_unwind_hot, &depth);
 
-		row = bpf_map_lookup_elem(&coolbpf_unwind_row_cache, &key);
-		if (!row) {
-			m = coolbpf_unwind_find_mapping(st->process, lookup);
-			if (m)
-				row = coolbpf_unwind_find_row(m, lookup);
-			bpf_map_update_elem(&coolbpf_unwind_row_cache, &key, row ? row : &none,
-					    BPF_ANY);
+		if (hot && hot->pc == lookup && hot->tag == tag &&
+		    hot->check == coolbpf_unwind_hot_check(lookup, tag, hot->row)) {
+			__builtin_memcpy(&hot_row, &hot->row, sizeof(hot_row));
+			row = &hot_row;
+		} else {
+			struct coolbpf_unwind_cache_key key = {
+				.tgid = st->tgid,
+				.generation = st->process->generation,
+				.pc = lookup,
+			};
+			struct coolbpf_unwind_row none = {};
+			__u64 word;
+
+			row = bpf_map_lookup_elem(&coolbpf_unwind_row_cache, &key);
+			if (!row) {
+				m = coolbpf_unwind_find_mapping(st->process, lookup);
+				if (m)
+					row = coolbpf_unwind_find_row(m, lookup);
+				bpf_map_update_elem(&coolbpf_unwind_row_cache, &key,
+						    row ? row : &none, BPF_ANY);
+			}
+			__builtin_memcpy(&hot_row, row ? row : &none, sizeof(hot_row));
+			row = &hot_row;
+			if (hot) {
+				__builtin_memcpy(&word, &hot_row, sizeof(word));
+				hot->check = 0;
+				hot->pc = lookup;
+				hot->tag = tag;
+				hot->row = word;
+				hot->check = coolbpf_unwind_hot_check(lookup, tag, word);
+			}
 		}
 	}
 	if (row) {
@@ -349,19 +401,23 @@ static long coolbpf_unwind_frame(__u64 index, void *ctx)
 	return 0;
 }
 
-/* Walks the user stack from `regs` into `ips` (room for `max` u64s, max <=
- * COOLBPF_UNWIND_MAX_FRAMES), innermost first; returns the frame count. */
-static __always_inline __u32 coolbpf_unwind_user(struct pt_regs *regs, __u64 *ips, __u32 max)
+/* Walks the user stack of the current task, of process `tgid`, from `regs` into this
+ * CPU's scratch frames and returns them (`nr` set; at most `max` <=
+ * COOLBPF_UNWIND_MAX_FRAMES), or NULL. Valid until the next walk on this CPU. */
+static __always_inline struct coolbpf_unwind_frames *
+coolbpf_unwind_user_frames_of(struct pt_regs *regs, __u32 max, __u32 tgid)
 {
-	__u32 zero = 0, tgid = bpf_get_current_pid_tgid() >> 32;
+	__u32 zero = 0;
 	struct coolbpf_unwind_state st = {};
-	__u64 bytes;
 
 	if (max > COOLBPF_UNWIND_MAX_FRAMES)
 		max = COOLBPF_UNWIND_MAX_FRAMES;
 	st.frames = bpf_map_lookup_elem(&coolbpf_unwind_scratch, &zero);
-	if (!st.frames || !regs)
-		return 0;
+	if (!st.frames)
+		return NULL;
+	st.frames->nr = 0;
+	if (!regs)
+		return st.frames;
 	/* Direct loads (a uprobe's ctx, or the task's pt_regs from bpf_task_pt_regs, a BTF
 	 * pointer): no helper call per register. */
 	st.ip = regs->ip;
@@ -378,13 +434,64 @@ static __always_inline __u32 coolbpf_unwind_user(struct pt_regs *regs, __u64 *ip
 		bpf_map_update_elem(&coolbpf_unwind_wanted, &tgid, &now, BPF_NOEXIST);
 	}
 	if (!st.ip)
-		return 0;
+		return st.frames;
 	/* One iteration more than max: the last only notices that a caller was left. */
 	bpf_loop(max + 1, coolbpf_unwind_frame, &st, 0);
-	bytes = coolbpf_clamp_slot((__u64)st.count * 8, COOLBPF_UNWIND_MAX_FRAMES * 8);
-	if (bytes && bpf_probe_read_kernel(ips, bytes, st.frames->ips))
+	st.frames->nr = st.count > max ? max : st.count;
+	return st.frames;
+}
+
+/* coolbpf_unwind_user_frames_of() for the current process. */
+static __always_inline struct coolbpf_unwind_frames *coolbpf_unwind_user_frames(struct pt_regs *regs,
+										  __u32 max)
+{
+	return coolbpf_unwind_user_frames_of(regs, max, bpf_get_current_pid_tgid() >> 32);
+}
+
+/* Walks the user stack from `regs` into `ips` (room for `max` u64s, max <=
+ * COOLBPF_UNWIND_MAX_FRAMES), innermost first; returns the frame count. */
+static __always_inline __u32 coolbpf_unwind_user(struct pt_regs *regs, __u64 *ips, __u32 max)
+{
+	struct coolbpf_unwind_frames *frames = coolbpf_unwind_user_frames(regs, max);
+	__u64 bytes;
+
+	if (!frames)
+		return 0;
+	bytes = coolbpf_clamp_slot((__u64)frames->nr * 8, COOLBPF_UNWIND_MAX_FRAMES * 8);
+	if (bytes && bpf_probe_read_kernel(ips, bytes, frames->ips))
 		return 0;
 	return bytes / 8;
+}
+
+/* The current user stack (of process `tgid`) in this CPU's scratch frames: walked by CFI
+ * from `regs` when
+ * `cfi`, else by frame pointers with bpf_get_stack(ctx) (failures other than "no user
+ * stack" counted as STACK losses). NULL only without scratch. */
+static __always_inline struct coolbpf_unwind_frames *
+coolbpf_user_stack_of(void *ctx, struct pt_regs *regs, bool cfi, __u32 tgid)
+{
+	struct coolbpf_unwind_frames *frames;
+	__u32 zero = 0;
+	long bytes;
+
+	if (cfi)
+		return coolbpf_unwind_user_frames_of(regs, COOLBPF_UNWIND_MAX_FRAMES, tgid);
+	frames = bpf_map_lookup_elem(&coolbpf_unwind_scratch, &zero);
+	if (!frames)
+		return NULL;
+	bytes = bpf_get_stack(ctx, frames->ips, COOLBPF_UNWIND_MAX_FRAMES * sizeof(__u64),
+			      BPF_F_USER_STACK);
+	if (bytes < 0 && bytes != -14 /* EFAULT: no user stack */)
+		coolbpf_count_loss(COOLBPF_LOSS_STACK);
+	frames->nr = bytes > 0 ? (__u64)bytes / 8 : 0;
+	return frames;
+}
+
+/* coolbpf_user_stack_of() for the current process. */
+static __always_inline struct coolbpf_unwind_frames *coolbpf_user_stack(void *ctx, struct pt_regs *regs,
+									 bool cfi)
+{
+	return coolbpf_user_stack_of(ctx, regs, cfi, bpf_get_current_pid_tgid() >> 32);
 }
 
 #endif /* COOLBPF_UNWIND_BPF_H */
