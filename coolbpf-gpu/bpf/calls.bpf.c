@@ -113,7 +113,6 @@ struct launch_key {
 
 struct launch_value {
 	__u64 count;
-	__u64 last_ns;
 	char comm[COOLBPF_TASK_COMM_LEN];
 };
 
@@ -316,7 +315,6 @@ static __always_inline void count_launch(struct pt_regs *ctx, __u64 cookie, __u6
 	struct recent_launches *ring, *empty;
 	struct launch_key key = {};
 	__u32 pid = pid_tgid >> 32;
-	__u64 now = bpf_ktime_get_ns();
 	__u64 slot;
 
 	key.pid = pid;
@@ -333,7 +331,6 @@ static __always_inline void count_launch(struct pt_regs *ctx, __u64 cookie, __u6
 	}
 	if (value) {
 		__sync_fetch_and_add(&value->count, 1);
-		value->last_ns = now;
 	}
 	if (!keep_recent)
 		return;
@@ -347,7 +344,7 @@ static __always_inline void count_launch(struct pt_regs *ctx, __u64 cookie, __u6
 			return;
 	}
 	slot = __sync_fetch_and_add(&ring->next, 1) % RECENT_LAUNCHES;
-	ring->slot[slot].ts_ns = now;
+	ring->slot[slot].ts_ns = bpf_ktime_get_ns();
 	ring->slot[slot].kernel = key.kernel;
 	ring->slot[slot].stream = stream_of(ctx, cookie);
 	ring->slot[slot].tid = (__u32)pid_tgid;

@@ -22,7 +22,7 @@ const RECENT: &str = "recent";
 
 /// Size of `struct launch_key` / `struct launch_value` / `struct recent_launches`.
 const LAUNCH_KEY: usize = 32;
-const LAUNCH_VALUE: usize = 32;
+const LAUNCH_VALUE: usize = 24;
 const RECENT_SLOTS: usize = 16;
 const RECENT_SLOT: usize = 32;
 
@@ -42,8 +42,6 @@ pub struct LaunchCount {
     pub stack: Vec<u64>,
     /// Launches.
     pub count: u64,
-    /// The last one, kernel monotonic ns.
-    pub last_ns: u64,
 }
 
 /// One of a process's recent launches, as the kernel kept it.
@@ -229,8 +227,7 @@ impl CallTracer {
                 kernel: k.u64(8)?,
                 stack: super::with_caller(walked, k.u64(16)?),
                 count: v.u64(0)?,
-                last_ns: v.u64(8)?,
-                comm: v.c_str(16, 16)?,
+                comm: v.c_str(8, 16)?,
             });
         }
         Ok(out)

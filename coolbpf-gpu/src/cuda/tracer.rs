@@ -252,7 +252,6 @@ impl CudaTracer {
                     function,
                     stack: c.stack,
                     count: c.count,
-                    last_ns: c.last_ns,
                 })
             })
             .collect())
@@ -313,8 +312,6 @@ pub struct Launched {
     pub stack: Vec<u64>,
     /// How many times.
     pub count: u64,
-    /// The last time, kernel monotonic ns.
-    pub last_ns: u64,
 }
 
 /// The name of function `id`: a CUDA function's, or the symbol of watched function `id`
