@@ -34,11 +34,14 @@ lint: deps
 doc: deps
 	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --workspace --no-deps --locked
 
-# Fuzzes the symbolizer's ELF and DWARF parsing for FUZZ_SECONDS: no panic, no hang (10 s
-# an input), no more than 2 GiB; a failing input is left in coolbpf-symbolize/fuzz/artifacts.
+# Fuzzes the symbolizer's ELF and DWARF parsing for FUZZ_SECONDS, and its CFI compiler
+# (coolbpf_symbolize::unwind) for UNWIND_FUZZ_SECONDS: no panic, no hang (10 s an input),
+# no more than 2 GiB; a failing input is left in coolbpf-symbolize/fuzz/artifacts.
 FUZZ_SECONDS ?= 60
+UNWIND_FUZZ_SECONDS ?= 20
 fuzz: deps
 	CARGO="$(CARGO)" coolbpf-symbolize/fuzz/run.sh $(FUZZ_SECONDS)
+	CARGO="$(CARGO)" FUZZ_TARGET=unwind_table coolbpf-symbolize/fuzz/run.sh $(UNWIND_FUZZ_SECONDS)
 
 # Builds the Python module into .venv (maturin develop, reusing the cargo build) and runs
 # its pytest suite against the real kernel.
