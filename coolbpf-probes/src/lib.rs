@@ -18,6 +18,12 @@
 //! | [`nosched`] | tasks in kernel mode without rescheduling beyond a threshold, with their stack | `perf_event` (`cpu-clock`), `sched:sched_switch`, `raw_syscalls:sys_exit` |
 //! | [`profile`] | on-CPU stacks (kernel and user) sampled at a fixed rate, symbolized | `perf_event` (`cpu-clock` or `cycles`) |
 //!
+//! Every probe that takes user stacks takes them through one layer, [`stacks`]: CFI
+//! unwinding in the kernel for code without frame pointers, CPython 3.10-3.13 frames read
+//! from the running interpreter, a stack store for probes that aggregate by stack in the
+//! kernel, and the one symbolizing path. [`profile::ProfileSession`] runs `profile` or
+//! `offcpu` over a whole run, for every face (CLI, Python, C).
+//!
 //! # Example: count one process's system calls
 //!
 //! ```no_run
