@@ -23,6 +23,7 @@ fn bad_usage_exits_2() {
         &["profile", "--freq", "many"],
         &["profile", "--duration", "-1"],
         &["profile", "--off-cpu", "--freq", "99", "--duration", "1"],
+        &["profile", "--unwind", "dwarf"],
     ] {
         let out = coolbpf(args);
         assert_eq!(

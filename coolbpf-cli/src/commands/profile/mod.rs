@@ -1,5 +1,5 @@
 //! `coolbpf profile [--duration S] [--freq HZ] [--pid P] [--off-cpu] [--symbols-only]
-//! [--format folded|pprof|svg|json] [-o FILE]`
+//! [--unwind cfi|fp] [--no-python] [--format folded|pprof|svg|json] [-o FILE]`
 //!
 //! One [`ProfileSession`], on-CPU at `--freq` on every CPU (or each thread of `--pid`),
 //! or off-CPU time (`--off-cpu`), symbolizing user addresses every second while the
@@ -16,6 +16,7 @@ use clap::Args;
 use coolbpf_core::{labels, Environment, Error, Metric, Result};
 use coolbpf_probes::offcpu::OffCpuConfig;
 use coolbpf_probes::profile::{ProfileConfig, ProfileKind, ProfileSession, SessionResult};
+use coolbpf_probes::stacks::UnwindMode;
 use coolbpf_symbolize::profile::AddressSpace;
 
 use crate::signal;
@@ -41,12 +42,38 @@ pub struct ProfileArgs {
     /// far less CPU time and memory on binaries with large debug info.
     #[arg(long)]
     symbols_only: bool,
+    /// How user stacks are walked: cfi (each binary's CFI, in the kernel: code built
+    /// without frame pointers keeps its callers) or fp (frame pointers only).
+    #[arg(long, value_enum, value_name = "HOW", default_value = "cfi")]
+    unwind: Unwind,
+    /// Leave CPython frames out of the stacks (they are read from running interpreters,
+    /// 3.10 to 3.13, by default).
+    #[arg(long)]
+    no_python: bool,
     /// Output format.
     #[arg(long, value_enum, value_name = "FORMAT", default_value = "folded")]
     format: OutputFormat,
     /// Write to FILE instead of stdout.
     #[arg(short = 'o', long = "output", value_name = "FILE")]
     output: Option<PathBuf>,
+}
+
+/// `--unwind`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Unwind {
+    /// CFI tables in the kernel, frame pointers where a file has none.
+    Cfi,
+    /// Frame pointers only.
+    Fp,
+}
+
+impl From<Unwind> for UnwindMode {
+    fn from(unwind: Unwind) -> Self {
+        match unwind {
+            Unwind::Cfi => Self::Cfi,
+            Unwind::Fp => Self::FramePointers,
+        }
+    }
 }
 
 /// Profiles until the duration ends, a signal arrives, or the `--pid` process exits, then
@@ -77,6 +104,8 @@ pub fn run(args: &ProfileArgs) -> Result<()> {
         ProfileKind::OffCpu(OffCpuConfig {
             pid: args.pid,
             debug_info: !args.symbols_only,
+            unwind: args.unwind.into(),
+            python: !args.no_python,
             ..OffCpuConfig::default()
         })
     } else {
@@ -84,6 +113,8 @@ pub fn run(args: &ProfileArgs) -> Result<()> {
             frequency: args.freq.unwrap_or(99),
             pid: args.pid,
             debug_info: !args.symbols_only,
+            unwind: args.unwind.into(),
+            python: !args.no_python,
             interval: None,
             ..ProfileConfig::default()
         };
