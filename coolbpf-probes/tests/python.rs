@@ -211,5 +211,45 @@ fn profile_stacks_hold_python_frames_like_py_spy() {
         }
         let their_top = theirs.iter().max_by_key(|(_, n)| **n).map(|(c, _)| c);
         assert_eq!(their_top, Some(top[0].0), "{what}: the most common chain");
+        pprof_keeps_python_lines(&what, &result.profile);
     }
+}
+
+/// The pprof export keeps each Python frame's file and line: `go tool pprof -lines`
+/// (an independent reader of the format) names `fib` at `pywork_lib.py:LINE`, a line of
+/// the function.
+fn pprof_keeps_python_lines(what: &str, profile: &coolbpf_symbolize::SymbolizedProfile) {
+    if Command::new("go").arg("version").output().is_err() {
+        assert!(
+            std::env::var("COOLBPF_REQUIRE_PEERS").as_deref() != Ok("1"),
+            "`go` not found: cannot check with go tool pprof"
+        );
+        return eprintln!("skipping the pprof check: `go` not found");
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = dir.path().join("python.pb.gz");
+    std::fs::write(&file, profile.to_pprof(&Default::default())).expect("write pprof");
+    let output = Command::new("go")
+        .args(["tool", "pprof", "-lines", "-top", "-nodecount=500"])
+        .arg(&file)
+        .env("HOME", dir.path())
+        .env("PPROF_TMPDIR", dir.path())
+        .output()
+        .expect("go tool pprof runs");
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{what}: go tool pprof failed: {text}"
+    );
+    let fib_lines: Vec<u32> = text
+        .lines()
+        .filter(|l| l.contains(" fib ") || l.ends_with(" fib"))
+        .filter_map(|l| l.split("pywork_lib.py:").nth(1))
+        .filter_map(|rest| rest.split_whitespace().next()?.parse().ok())
+        .collect();
+    eprintln!("{what}: go tool pprof puts fib at pywork_lib.py lines {fib_lines:?}");
+    assert!(
+        !fib_lines.is_empty() && fib_lines.iter().all(|l| (5..=8).contains(l)),
+        "{what}: fib's lines in pprof {fib_lines:?}\n{text}"
+    );
 }
