@@ -228,7 +228,11 @@ fn pprof_keeps_python_lines(what: &str, profile: &coolbpf_symbolize::SymbolizedP
     }
     let dir = tempfile::tempdir().expect("temp dir");
     let file = dir.path().join("python.pb.gz");
-    std::fs::write(&file, profile.to_pprof(&Default::default())).expect("write pprof");
+    std::fs::write(
+        &file,
+        profile.to_pprof(&coolbpf_symbolize::profile::PprofOptions::default()),
+    )
+    .expect("write pprof");
     let output = Command::new("go")
         .args(["tool", "pprof", "-lines", "-top", "-nodecount=500"])
         .arg(&file)
