@@ -173,24 +173,15 @@ static __always_inline void capture_args(struct pt_regs *ctx, struct call_record
 /* Set by userspace: user stacks by CFI (coolbpf/unwind.bpf.h), not frame pointers. */
 const volatile __u8 unwind_cfi = 0;
 
-/* The caller's user stack into `ips` (room for CALL_MAX_STACK), in bytes; negative when
- * the walk failed. */
-static __always_inline long walk_user(struct pt_regs *ctx, __u64 *ips)
-{
-	if (unwind_cfi)
-		return 8 * (long)coolbpf_unwind_user(ctx, ips, CALL_MAX_STACK);
-	return bpf_get_stack(ctx, ips, CALL_MAX_STACK * sizeof(__u64), BPF_F_USER_STACK);
-}
-
 static __always_inline void capture_stack(struct pt_regs *ctx, struct call_record *rec)
 {
-	long bytes = walk_user(ctx, rec->stack);
+	/* The stacks layer's walk (CFI or frame pointers, its failures counted there). */
+	struct coolbpf_unwind_frames *frames = coolbpf_user_stack_of(ctx, ctx, unwind_cfi, rec->pid);
+	__u64 bytes = frames ? coolbpf_clamp_slot((__u64)frames->nr * 8, CALL_MAX_STACK * 8) : 0;
 
-	if (bytes < 0) {
-		coolbpf_count_loss(COOLBPF_LOSS_STACK);
-		rec->stack_len = 0;
+	rec->stack_len = 0;
+	if (!bytes || bpf_probe_read_kernel(rec->stack, bytes, frames->ips))
 		return;
-	}
 	if (bpf_probe_read_user(&rec->caller, sizeof(rec->caller), (void *)PT_REGS_SP(ctx)))
 		rec->caller = 0;
 	rec->stack_len = bytes / sizeof(__u64);

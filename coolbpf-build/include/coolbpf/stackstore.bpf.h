@@ -97,20 +97,33 @@ static __always_inline __u64 coolbpf_hash_words(const __u64 *words, __u32 nr, __
 	return h ? h : 1;
 }
 
+/* Stores `value` in `map` under the hash of its `*nr` frames (`per_frame` words each, at
+ * `words`), unless it is stored already, and returns the id; 0 for no frames. `*nr` is
+ * clamped to `max_frames` first. */
+static __always_inline __u64 coolbpf_store_frames(void *map, void *value, __u32 *nr,
+						  const __u64 *words, __u32 per_frame,
+						  __u32 max_frames)
+{
+	__u64 id;
+
+	if (!*nr)
+		return 0;
+	if (*nr > max_frames)
+		*nr = max_frames;
+	id = coolbpf_hash_words(words, per_frame * *nr, per_frame * max_frames);
+	if (!bpf_map_lookup_elem(map, &id))
+		bpf_map_update_elem(map, &id, value, BPF_ANY);
+	return id;
+}
+
 /* Stores `stack` (if it is not stored yet) and returns its id; 0 for an empty stack (or
  * none). */
 static __always_inline __u64 coolbpf_store_ips(struct coolbpf_unwind_frames *stack)
 {
-	__u64 id;
-
-	if (!stack || !stack->nr)
+	if (!stack)
 		return 0;
-	if (stack->nr > COOLBPF_STORED_IPS)
-		stack->nr = COOLBPF_STORED_IPS;
-	id = coolbpf_hash_words(stack->ips, stack->nr, COOLBPF_STORED_IPS);
-	if (!bpf_map_lookup_elem(&coolbpf_user_stacks, &id))
-		bpf_map_update_elem(&coolbpf_user_stacks, &id, stack, BPF_ANY);
-	return id;
+	return coolbpf_store_frames(&coolbpf_user_stacks, stack, &stack->nr, stack->ips, 1,
+				    COOLBPF_STORED_IPS);
 }
 
 /* In front of the store, per CPU, for hooks that see the same stack again and again (a
@@ -170,16 +183,8 @@ static __always_inline __u64 coolbpf_store_ips_memo(struct coolbpf_unwind_frames
 /* The same for CPython frames (`stack->nr` frames of two words each). */
 static __always_inline __u64 coolbpf_store_python(struct coolbpf_stored_python *stack)
 {
-	__u64 id;
-
-	if (!stack->nr)
-		return 0;
-	if (stack->nr > COOLBPF_STORED_PYTHON_FRAMES)
-		stack->nr = COOLBPF_STORED_PYTHON_FRAMES;
-	id = coolbpf_hash_words(stack->words, 2 * stack->nr, 2 * COOLBPF_STORED_PYTHON_FRAMES);
-	if (!bpf_map_lookup_elem(&coolbpf_python_stacks, &id))
-		bpf_map_update_elem(&coolbpf_python_stacks, &id, stack, BPF_ANY);
-	return id;
+	return coolbpf_store_frames(&coolbpf_python_stacks, stack, &stack->nr, stack->words, 2,
+				    COOLBPF_STORED_PYTHON_FRAMES);
 }
 
 #endif /* COOLBPF_STACKSTORE_BPF_H */

@@ -89,7 +89,7 @@ pub struct CallTracer {
     probe: EventProbe<CallRecord>,
     /// CFI tables of the processes whose stacks are taken (registered as the BPF side
     /// meets them).
-    walkers: ProcessStacks,
+    walkers: Option<ProcessStacks>,
     store: StackStore,
     traced: Vec<TracedFunction>,
     missing: Vec<MissingFunction>,
@@ -124,10 +124,7 @@ impl CallTracer {
             cfi: true,
             python: false,
         };
-        let walkers = match pid {
-            Some(pid) => ProcessStacks::for_process(&object, walkers, pid)?,
-            None => ProcessStacks::for_all(&object, walkers)?,
-        };
+        let walkers = ProcessStacks::start(&object, walkers, pid)?;
         let store = StackStore::of(&object)?;
         // The stream runs before anything is attached, so that no call is missed.
         let probe = EventProbe::start(object, CallRecord::decode, delivery, |_| {
@@ -205,7 +202,7 @@ impl CallTracer {
 
     /// What CFI unwinding of the traced processes registered and compiled.
     pub fn unwind_stats(&self) -> Option<coolbpf_probes::stacks::UnwindStats> {
-        self.walkers.unwind_stats()
+        self.walkers.as_ref().and_then(ProcessStacks::unwind_stats)
     }
 
     /// The launches counted so far.

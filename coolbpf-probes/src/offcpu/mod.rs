@@ -31,7 +31,7 @@ use crate::sched::{monotonic_ns, HookKind, Roles, SchedCounters, HOOK};
 use crate::stacks::python::PYTHON;
 use crate::stacks::{
     emit_interval, symbolizer, Notifier, ProcessStacks, StackStore, UnwindMode, Walkers,
-    DEBUG_INFO, PROCESSES_MAP, PYTHON_STACKS, ROWS_MAP, UNWIND, USER_STACKS,
+    DEBUG_INFO, PYTHON_STACKS, UNWIND, USER_STACKS,
 };
 
 static OBJECT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/offcpu.bpf.o"));
@@ -170,14 +170,8 @@ impl OffCpu {
             cfi: config.unwind == UnwindMode::Cfi,
             python: config.python,
         };
-        let mut builder = ObjectBuilder::from_bytes(OBJECT);
-        if !walkers.cfi {
-            // The tables stay empty: keep their maps at one entry, not megabytes.
-            builder = builder
-                .max_entries(ROWS_MAP, 1)
-                .max_entries(PROCESSES_MAP, 1);
-        }
-        let builder = builder
+        let builder = walkers
+            .size_maps(ObjectBuilder::from_bytes(OBJECT))
             .global("coolbpf_filter_tgid", &config.pid.unwrap_or(0))
             .global("min_block_ns", &config.min_us.saturating_mul(1000))
             .global(
@@ -193,11 +187,7 @@ impl OffCpu {
             .max_entries(PYTHON_STACKS, (config.stack_entries / 4).max(1));
         let mut object = roles.configure(builder).load()?;
         // Registered before the program runs, so the first stacks are walked right.
-        let walkers = match (walkers.cfi || walkers.python, config.pid) {
-            (false, _) => None,
-            (true, Some(pid)) => Some(ProcessStacks::for_process(&object, walkers, pid)?),
-            (true, None) => Some(ProcessStacks::for_all(&object, walkers)?),
-        };
+        let walkers = ProcessStacks::start(&object, walkers, config.pid)?;
         let notify = walkers.as_ref().map(ProcessStacks::notifier);
         let programs = roles.attach(&mut object)?;
         Ok(Self {

@@ -17,7 +17,7 @@ use super::reader::SampleReader;
 use super::sample::RawSample;
 use super::ProfileConfig;
 use crate::stacks::UnwindMode;
-use crate::stacks::{ProcessStacks, UnwindStats, Walkers, PROCESSES_MAP, ROWS_MAP};
+use crate::stacks::{ProcessStacks, UnwindStats, Walkers};
 
 static OBJECT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/profile.bpf.o"));
 
@@ -101,14 +101,9 @@ impl Profiler {
         let ring = ring_bytes(config, cpus)?;
         let cfi = config.user_stacks && config.unwind == UnwindMode::Cfi;
         let python = config.python && config.user_stacks;
-        let mut builder = ObjectBuilder::from_bytes(OBJECT);
-        if !cfi {
-            // The tables stay empty: keep their maps at one entry, not megabytes.
-            builder = builder
-                .max_entries(ROWS_MAP, 1)
-                .max_entries(PROCESSES_MAP, 1);
-        }
-        let object = builder
+        let walkers = Walkers { cfi, python };
+        let object = walkers
+            .size_maps(ObjectBuilder::from_bytes(OBJECT))
             .global("coolbpf_filter_tgid", &config.pid.unwrap_or(0))
             .global("filter_cgroup_id", &cgroup_id.unwrap_or(0))
             .global("include_idle", &u8::from(config.include_idle))
@@ -119,12 +114,7 @@ impl Profiler {
             .global("wakeup_bytes", &u64::from(ring / 4))
             .max_entries(RING, ring)
             .load()?;
-        let walkers = Walkers { cfi, python };
-        let stacks = match (cfi || python, config.pid) {
-            (false, _) => None,
-            (true, Some(pid)) => Some(ProcessStacks::for_process(&object, walkers, pid)?),
-            (true, None) => Some(ProcessStacks::for_all(&object, walkers)?),
-        };
+        let stacks = ProcessStacks::start(&object, walkers, config.pid)?;
         let mut notify = stacks.as_ref().map(ProcessStacks::notifier);
         let shared = Arc::new(Shared::default());
         let sink = Arc::clone(&shared);

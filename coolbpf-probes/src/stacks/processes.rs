@@ -13,10 +13,10 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError};
 
-use coolbpf_core::{BpfObject, Error, MapView, Result};
+use coolbpf_core::{BpfObject, Error, MapView, ObjectBuilder, Result};
 
 use super::python::PythonStacks;
-use super::{NativeUnwinder, UnwindStats, WANTED_MAP};
+use super::{NativeUnwinder, UnwindStats, PROCESSES_MAP, ROWS_MAP, WANTED_MAP};
 
 /// New pids waiting for the registering thread, at most; more wait for a later sample.
 const QUEUE: usize = 1024;
@@ -33,6 +33,20 @@ pub struct Walkers {
     pub cfi: bool,
     /// CPython frames (`coolbpf/python.bpf.h`, switched on in the program).
     pub python: bool,
+}
+
+impl Walkers {
+    /// `builder` with the CFI maps shrunk to one entry when CFI is off: its tables stay
+    /// empty, and megabytes of preallocated maps would be wasted.
+    pub fn size_maps(self, builder: ObjectBuilder) -> ObjectBuilder {
+        if self.cfi {
+            builder
+        } else {
+            builder
+                .max_entries(ROWS_MAP, 1)
+                .max_entries(PROCESSES_MAP, 1)
+        }
+    }
 }
 
 /// The walkers' registries, behind one lock (a registration is a few map updates).
@@ -110,6 +124,18 @@ pub struct ProcessStacks {
 }
 
 impl ProcessStacks {
+    /// The walkers' processes of a probe watching process `pid` ([`for_process`](Self::for_process))
+    /// or every process ([`for_all`](Self::for_all)); `None` when neither walker is on.
+    pub fn start(object: &BpfObject, walkers: Walkers, pid: Option<u32>) -> Result<Option<Self>> {
+        if !walkers.cfi && !walkers.python {
+            return Ok(None);
+        }
+        match pid {
+            Some(pid) => Self::for_process(object, walkers, pid).map(Some),
+            None => Self::for_all(object, walkers).map(Some),
+        }
+    }
+
     /// For process `pid` only, registered now. Its CFI registration must succeed (the
     /// process exists); a process without CPython is fine.
     pub fn for_process(object: &BpfObject, walkers: Walkers, pid: u32) -> Result<Self> {
