@@ -51,7 +51,11 @@ impl Coverage {
             pieces.push((cursor, span.end));
         }
         let kept: u64 = pieces.iter().map(|(s, e)| e - s).sum();
-        self.overlapped_bytes += (span.end - span.start) - kept;
+        // Saturating: corrupt FDEs can claim ranges near the whole address space, over
+        // and over (found by the unwind_table fuzz target).
+        self.overlapped_bytes = self
+            .overlapped_bytes
+            .saturating_add((span.end - span.start) - kept);
         for (start, end) in pieces {
             self.spans.insert(start, Span { start, end, ..span });
         }
@@ -85,6 +89,20 @@ impl Coverage {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn overlaps_of_huge_ranges_saturate_the_count() {
+        let mut coverage = Coverage::default();
+        for _ in 0..3 {
+            coverage.fill(span(0, u64::MAX, 8));
+        }
+        assert_eq!(coverage.overlapped_bytes, u64::MAX);
+        assert_eq!(
+            coverage.into_rows().len(),
+            2,
+            "one span and its closing row"
+        );
+    }
 
     fn span(start: u64, end: u64, offset: i64) -> Span {
         Span {
