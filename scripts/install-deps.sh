@@ -23,6 +23,10 @@ packages=(
   python3-venv     # the Python bindings are built and tested in a venv (.venv)
   python3-pip
   python3-dev      # libpython, which coolbpf-py links against outside a wheel
+  fio              # direct-IO workloads for the IO probes' tests and benchmarks
+  util-linux       # losetup: the IO probes' tests run on loop devices they create
+  iproute2         # ip netns, veth, tc netem, ss: the network probes' tests
+  nftables         # drop rules whose drops tcpdrop must report
 )
 
 missing=()

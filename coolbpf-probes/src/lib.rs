@@ -18,6 +18,9 @@
 //! | [`nosched`] | tasks in kernel mode without rescheduling beyond a threshold, with their stack | `perf_event` (`cpu-clock`), `sched:sched_switch`, `raw_syscalls:sys_exit` |
 //! | [`profile`] | on-CPU stacks (kernel and user) sampled at a fixed rate, symbolized | `perf_event` (`cpu-clock` or `cycles`) |
 //!
+//! The IO, memory and network probes live in their areas: [`io`], [`mem`] and [`net`],
+//! each with its table.
+//!
 //! Every probe that takes user stacks takes them through one layer, [`stacks`]: CFI
 //! unwinding in the kernel for code without frame pointers, CPython 3.10-3.13 frames read
 //! from the running interpreter, a stack store for probes that aggregate by stack in the
@@ -42,6 +45,9 @@ pub mod cpudist;
 pub mod event_probe;
 pub mod execsnoop;
 pub mod hardirqs;
+pub mod io;
+pub mod mem;
+pub mod net;
 pub mod nosched;
 pub mod offcpu;
 pub mod options;
@@ -57,5 +63,5 @@ pub mod stacks;
 pub mod syscount;
 
 pub use options::{OptionSpec, ProbeOptions};
-pub use registry::{Availability, Catalogue, Category, ProbeInfo, CATALOGUE};
+pub use registry::{Availability, Catalogue, Category, ProbeInfo, AREAS, CATALOGUE};
 pub use session::ProbeSession;

@@ -19,6 +19,12 @@ pub enum Category {
     Sched,
     /// CPU usage and profiling.
     Cpu,
+    /// Block IO.
+    Io,
+    /// Memory: page faults, reclaim, OOM kills, allocations.
+    Memory,
+    /// The network stack: TCP connections, retransmits, drops.
+    Network,
     /// GPUs, their drivers and the libraries that drive them (CUDA, NCCL, NVML).
     Gpu,
 }
@@ -105,7 +111,7 @@ impl ProbeInfo {
 
 const SYSCALL_HOOKS: &[&str] = &["tp_btf", "raw_tp", "tracepoint"];
 
-/// This crate's probes (the CPU side of the catalogue).
+/// The syscall, process, scheduler and CPU probes; [`AREAS`] adds the others.
 pub const PROBES: &[ProbeInfo] = &[
     ProbeInfo {
         name: syscount::NAME,
@@ -275,8 +281,18 @@ pub struct Catalogue {
     parts: &'static [&'static [ProbeInfo]],
 }
 
+/// Every probe of this crate, area by area: [`PROBES`] (syscalls, processes, the scheduler,
+/// CPU), then [`io::PROBES`](crate::io::PROBES), [`mem::PROBES`](crate::mem::PROBES) and
+/// [`net::PROBES`](crate::net::PROBES).
+pub const AREAS: [&[ProbeInfo]; 4] = [
+    PROBES,
+    crate::io::PROBES,
+    crate::mem::PROBES,
+    crate::net::PROBES,
+];
+
 /// The probes of this crate, as a catalogue.
-pub const CATALOGUE: Catalogue = Catalogue::new(&[PROBES]);
+pub const CATALOGUE: Catalogue = Catalogue::new(&AREAS);
 
 impl Catalogue {
     /// The probes of `parts`, in order; a name must not appear twice.
