@@ -68,17 +68,14 @@ pub(crate) fn compile(
         let Some(cfa) = section.name().ok().and_then(uncovered_section_rule) else {
             continue;
         };
-        let before = coverage.overlapped_bytes;
         let (start, size) = (section.address(), section.size());
-        coverage.fill(Span {
+        // What FDEs already cover is not "overlap" here: the section is only a fallback.
+        let covered = coverage.fill_gaps(Span {
             start,
             end: start.saturating_add(size),
             cfa,
             rbp: RbpRule::Unchanged,
         });
-        // What FDEs already covered is not "overlap" here: the section is only a fallback.
-        let covered = coverage.overlapped_bytes - before;
-        coverage.overlapped_bytes = before;
         if covered < size {
             stats.plt_sections_without_fde += 1;
         }

@@ -21,6 +21,9 @@ pub struct CompileStats {
     pub unsupported_rows: u64,
     /// `.plt`-like sections that no FDE covered (fully), given their known rule.
     pub plt_sections_without_fde: u64,
+    /// Bytes that an FDE claimed and an earlier one (or `.eh_frame`, for `.debug_frame`)
+    /// covered already: the earlier rule was kept.
+    pub overlapped_bytes: u64,
 }
 
 /// Every FDE's rows of one ELF file, sorted by pc, with explicit no-info rows where no
@@ -64,7 +67,8 @@ impl UnwindTable {
     }
 
     fn from_object(object: &object::File<'_>, what: &str) -> Result<Self, UnwindError> {
-        let (coverage, stats) = compile(object, what)?;
+        let (mut coverage, mut stats) = compile(object, what)?;
+        stats.overlapped_bytes = coverage.overlapped_bytes();
         Ok(Self {
             rows: coverage.into_rows(),
             stats,
