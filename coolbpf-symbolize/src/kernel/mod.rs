@@ -65,11 +65,18 @@ pub(crate) fn symbolize(
 /// Reads and parses a kallsyms file (only the lines that decide `only`, when given),
 /// refusing one whose addresses the kernel hid.
 fn read(path: &Path, only: Option<&[u64]>) -> Result<Kallsyms> {
-    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-    let text = String::from_utf8_lossy(&bytes);
     let kallsyms = match only {
-        Some(addrs) => Kallsyms::parse(&subset::deciding_lines(&text, addrs)),
-        None => Kallsyms::parse(&text),
+        // Streamed: the whole list (5 MB here) is never held, only the deciding lines.
+        Some(addrs) => {
+            let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+            let lines = subset::deciding_lines(io::BufReader::new(file), addrs)
+                .map_err(|e| Error::io(path, e))?;
+            Kallsyms::parse(&lines)
+        }
+        None => {
+            let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+            Kallsyms::parse(&String::from_utf8_lossy(&bytes))
+        }
     };
     if kallsyms.is_restricted() {
         let why = "every address reads as 0: the kernel hides them (kernel.kptr_restrict); \
