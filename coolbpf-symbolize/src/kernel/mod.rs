@@ -65,18 +65,16 @@ pub(crate) fn symbolize(
 /// Reads and parses a kallsyms file (only the lines that decide `only`, when given),
 /// refusing one whose addresses the kernel hid.
 fn read(path: &Path, only: Option<&[u64]>) -> Result<Kallsyms> {
-    let kallsyms = match only {
-        // Streamed: the whole list (5 MB here) is never held, only the deciding lines.
-        Some(addrs) => {
-            let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
-            let lines = subset::deciding_lines(io::BufReader::new(file), addrs)
-                .map_err(|e| Error::io(path, e))?;
-            Kallsyms::parse(&lines)
-        }
-        None => {
-            let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-            Kallsyms::parse(&String::from_utf8_lossy(&bytes))
-        }
+    // Streamed when only some addresses are asked about: the whole list (5 MB here) is
+    // never held, only the deciding lines.
+    let kallsyms = if let Some(addrs) = only {
+        let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+        let lines = subset::deciding_lines(io::BufReader::new(file), addrs)
+            .map_err(|e| Error::io(path, e))?;
+        Kallsyms::parse(&lines)
+    } else {
+        let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+        Kallsyms::parse(&String::from_utf8_lossy(&bytes))
     };
     if kallsyms.is_restricted() {
         let why = "every address reads as 0: the kernel hides them (kernel.kptr_restrict); \
