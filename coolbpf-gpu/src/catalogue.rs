@@ -1,17 +1,16 @@
 //! The GPU probes' registry entries, and [`CATALOGUE`]: every probe of coolbpf, CPU and
 //! GPU side, which the faces (the `coolbpf` command, Python, C) offer.
 
-use coolbpf_probes::registry::{host_ready, Catalogue, Category, ProbeInfo, AREAS};
+use coolbpf_probes::registry::{host_ready, Catalogue, Category, ProbeInfo};
 
 use crate::{driver, nccl, nvml, xid};
 
 /// The uprobe hook kinds the library probes need.
 const UPROBES: &[&str] = &["uprobe"];
 
-/// Every probe: the CPU, IO, memory and network side ([`coolbpf_probes::registry::AREAS`]),
-/// then the GPU side.
-pub const CATALOGUE: Catalogue =
-    Catalogue::new(&[AREAS[0], AREAS[1], AREAS[2], AREAS[3], GPU_PROBES]);
+/// Every probe: the CPU, IO, memory and network side ([`coolbpf_probes::CATALOGUE`]), then
+/// the GPU side.
+pub const CATALOGUE: Catalogue = coolbpf_probes::CATALOGUE.with(GPU_PROBES);
 
 /// This crate's probes.
 pub const GPU_PROBES: &[ProbeInfo] = &[

@@ -274,11 +274,13 @@ pub const PROBES: &[ProbeInfo] = &[
 ];
 
 /// A catalogue: the probes of one or more crates, searched in order. This crate's alone
-/// is [`CATALOGUE`]; `coolbpf_gpu::CATALOGUE` adds the GPU probes, and is the one the
-/// faces (the command, Python, C) offer.
+/// is [`CATALOGUE`]; `coolbpf_gpu::CATALOGUE` is it [`with`](Self::with) the GPU probes,
+/// and is the one the faces (the command, Python, C) offer.
 #[derive(Debug, Clone, Copy)]
 pub struct Catalogue {
     parts: &'static [&'static [ProbeInfo]],
+    /// Another crate's probes, after `parts`.
+    more: &'static [ProbeInfo],
 }
 
 /// Every probe of this crate, area by area: [`PROBES`] (syscalls, processes, the scheduler,
@@ -297,12 +299,25 @@ pub const CATALOGUE: Catalogue = Catalogue::new(&AREAS);
 impl Catalogue {
     /// The probes of `parts`, in order; a name must not appear twice.
     pub const fn new(parts: &'static [&'static [ProbeInfo]]) -> Self {
-        Self { parts }
+        Self { parts, more: &[] }
+    }
+
+    /// This catalogue followed by `more`, the probes of a crate built on this one (the
+    /// GPU probes); it replaces what an earlier `with` added.
+    #[must_use]
+    pub const fn with(self, more: &'static [ProbeInfo]) -> Self {
+        Self {
+            parts: self.parts,
+            more,
+        }
     }
 
     /// Every probe, in catalogue order.
     pub fn probes(&self) -> impl Iterator<Item = &'static ProbeInfo> {
-        self.parts.iter().flat_map(|part| part.iter())
+        self.parts
+            .iter()
+            .flat_map(|part| part.iter())
+            .chain(self.more)
     }
 
     /// The probe called `name`; the error lists the known names.

@@ -7,6 +7,7 @@
 //! and parsing just those lines gives the same names as parsing the whole list: memory
 //! proportional to the addresses asked about.
 
+use std::cmp::Ordering;
 use std::io::{self, BufRead};
 
 /// The lines of a kallsyms list read from `input` that decide `addrs`, in their original
@@ -32,7 +33,7 @@ pub(super) fn deciding_lines(mut input: impl BufRead, addrs: &[u64]) -> io::Resu
         }
         let text = String::from_utf8_lossy(&raw);
         let line = text.trim_end_matches('\n');
-        let Some(addr) = address(line).filter(|_| !line.is_empty()) else {
+        let Some(addr) = address(line) else {
             continue;
         };
         index += 1;
@@ -41,10 +42,8 @@ pub(super) fn deciding_lines(mut input: impl BufRead, addrs: &[u64]) -> io::Resu
         }
         any_shown |= addr != 0;
         let gap = &mut gaps[wanted.partition_point(|&w| w < addr)];
-        gap.highest
-            .offer(addr, index, line, std::cmp::Ordering::Greater);
-        gap.lowest
-            .offer(addr, index, line, std::cmp::Ordering::Less);
+        gap.highest.offer(addr, index, line, Ordering::Greater);
+        gap.lowest.offer(addr, index, line, Ordering::Less);
     }
     if !any_shown {
         return Ok(joined(hidden));
@@ -80,7 +79,7 @@ struct Edge {
 impl Edge {
     /// Keeps `line` if it is at this edge's address, or beyond it in direction `beyond`
     /// (replacing what was kept).
-    fn offer(&mut self, addr: u64, index: usize, line: &str, beyond: std::cmp::Ordering) {
+    fn offer(&mut self, addr: u64, index: usize, line: &str, beyond: Ordering) {
         match &mut self.at {
             Some((at, lines)) if *at == addr => lines.push((index, line.to_owned())),
             Some((at, _)) if addr.cmp(at) != beyond => {}
