@@ -101,8 +101,11 @@ fn every_format_shows_the_hot_function() {
         profile(pid, &["--format", "pprof", "-o", &pprof_arg]),
         profile(pid, &["--symbols-only"]),
     ];
-    // The debug binary loads, detects features and attaches within this.
-    std::thread::sleep(Duration::from_millis(2500));
+    // Loading takes seconds when five debug binaries verify the CFI unwinder on two CPUs
+    // at once: spin only once every one of them samples.
+    for run in &runs {
+        wait_until_sampling(run.id());
+    }
     spinner.spin();
     let outputs: Vec<_> = runs
         .into_iter()
@@ -145,6 +148,35 @@ fn every_format_shows_the_hot_function() {
     assert!(svg_text.starts_with("<?xml") && svg_text.contains(HOT));
     let pprof_bytes = std::fs::read(&pprof).unwrap();
     assert_eq!(&pprof_bytes[..2], &[0x1f, 0x8b], "gzipped profile.proto");
+}
+
+/// Waits until the profiler process `pid` holds a perf event, the same one through 300 ms
+/// (feature detection opens and closes some of its own within milliseconds).
+fn wait_until_sampling(pid: u32) {
+    let perf_events = || -> Vec<std::path::PathBuf> {
+        std::fs::read_dir(format!("/proc/{pid}/fd"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|fd| {
+                std::fs::read_link(fd.path())
+                    .is_ok_and(|target| target.as_os_str() == "anon_inode:[perf_event]")
+            })
+            .map(|fd| fd.path())
+            .collect()
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while std::time::Instant::now() < deadline {
+        let seen = perf_events();
+        if !seen.is_empty() {
+            std::thread::sleep(Duration::from_millis(300));
+            if perf_events().iter().any(|fd| seen.contains(fd)) {
+                return;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!("profiler {pid} held no perf event within 60 s");
 }
 
 #[test]
